@@ -1,0 +1,43 @@
+"""The ``dphm`` command. Each subcommand lives in the module that owns its work."""
+
+import argparse
+import importlib
+import sys
+
+from .errors import DPHMError
+
+# Modules (relative to core) that define ``add_parser(subparsers)``, in --help order.
+COMMANDS = (
+    ".doctor",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dphm",
+        description="Depth camera to animated neural parametric head (DPHM), for Blender.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name, __package__).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except DPHMError as e:
+        print(f"dphm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dphm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

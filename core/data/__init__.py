@@ -1,0 +1,1 @@
+"""Data: the ICT-FaceKit loader, the synthetic head corpus and training samples."""
