@@ -9,6 +9,7 @@ from .errors import DPHMError
 # Modules (relative to core) that define ``add_parser(subparsers)``, in --help order.
 COMMANDS = (
     ".doctor",
+    ".bench",
 )
 
 
