@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 extension: $(STAMP)
-	$(BIN)/python -m dphm.core.extension build --out dist
+	$(BIN)/python tools/build_extension.py build --out dist
 
 clean:
 	rm -rf $(VENV) dist build demo_out .pytest_cache .ruff_cache

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import DPHMError
 
-SUITES = {}  # name -> module path relative to core, filled as suites land
+SUITES = {"model": ".model.bench", "capture": ".capture.bench"}  # name -> module (relative to core)
 
 
 def machine() -> dict:

@@ -9,7 +9,9 @@ from .errors import DPHMError
 # Modules (relative to core) that define ``add_parser(subparsers)``, in --help order.
 COMMANDS = (
     ".doctor",
+    ".train.commands",
     ".bench",
+    ".capture.commands",
 )
 
 

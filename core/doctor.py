@@ -60,7 +60,10 @@ def _probe_bpy() -> str | None:
     from importlib import metadata
     from importlib.util import find_spec
 
-    if find_spec("bpy") is None:
+    try:
+        if find_spec("bpy") is None:
+            return None
+    except (ImportError, ValueError):  # a broken install, or an import hook that refuses bpy
         return None
     try:
         return metadata.version("bpy")

@@ -1,0 +1,1 @@
+"""Depth capture: one DepthFrame and DepthSource for every camera, file and the simulator."""

@@ -1,0 +1,145 @@
+"""``dphm convert``, ``dphm simulate`` and ``dphm record``."""
+
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import DPHMError
+from .warn import CaptureWarning
+
+
+@contextmanager
+def _warnings_as_lines(command: str):
+    """Show capture warnings as one line each: ``dphm CMD: warning: ...``."""
+
+    def show(message, category, *args, **kwargs):
+        print(f"dphm {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CaptureWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _frame_range(text: str | None, length: int | None) -> range | None:
+    if not text:
+        return None
+    try:
+        a, _, b = text.partition(":")
+        start = int(a) if a else 0
+        stop = int(b) if b else length
+    except ValueError as e:
+        raise DPHMError(f"--frames {text!r}: expected A:B (e.g. 0:100)") from e
+    if stop is None:
+        raise DPHMError("--frames A: needs an end for a live source (A:B)")
+    return range(start, stop)
+
+
+def convert(args) -> int:
+    from .folder import FolderWriter
+    from .opener import open_source
+
+    with (
+        _warnings_as_lines("convert"),
+        open_source(args.input, color=args.color, calibration=args.calibration) as src,
+    ):
+        length = src.length
+        frames = _frame_range(args.frames, length)
+        total = len(frames) if frames is not None else length
+        n = 0
+        with (
+            FolderWriter(args.out, src.intrinsics, src.fps) as out,
+            tqdm(total=total, unit="frame", desc="convert") as bar,
+        ):
+            for i, frame in enumerate(src):
+                if frames is not None and i >= frames.stop:
+                    break
+                if frames is None or i in frames:
+                    out.write(frame)
+                    n += 1
+                    bar.update(1)
+    print(f"wrote {n} frames to {args.out}")
+    return 0
+
+
+def simulate(args) -> int:
+    from ..data.ict import load_ict
+    from .simulate import expression_track, simulate
+
+    try:
+        ict = load_ict(args.ict)
+    except DPHMError as e:
+        raise DPHMError(f"the simulator renders ICT-FaceKit heads and cannot find them: {e}") from e
+    arkit = expression_track(args.sequence, args.arkit, args.frames, args.fps)
+    with (
+        _warnings_as_lines("simulate"),
+        tqdm(total=len(arkit), unit="frame", desc="simulate") as bar,
+    ):
+        gt = simulate(
+            args.out,
+            ict,
+            arkit,
+            args.identity_seed,
+            args.seed,
+            args.fps,
+            args.motion,
+            not args.no_meshes,
+            bar.update,
+            noise=args.noise,
+            noise_scale=args.noise_scale,
+            dropout=args.dropout,
+        )
+    print(f"wrote {len(arkit)} frames to {args.out} (ground truth in {gt})")
+    return 0
+
+
+def record(args) -> int:
+    from .live import record
+
+    with _warnings_as_lines("record"), tqdm(unit="frame", desc="record") as bar:
+        n = record(args.out, args.seconds, args.camera, args.color, lambda _: bar.update(1))
+    print(f"recorded {n} frames to {args.out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    from .sequences import NAMES
+
+    p = sub.add_parser("convert", help="any depth source (file or live) to a capture folder")
+    p.add_argument("input", help=".mkv, .bag, .r3d, capture folder, live:k4a or live:realsense")
+    p.add_argument("--out", required=True, type=Path, help="capture folder to write")
+    p.add_argument("--frames", metavar="A:B", help="frame range (live sources: required)")
+    p.add_argument("--color", action="store_true", help="also write colour images")
+    p.add_argument(
+        "--calibration",
+        metavar="JSON",
+        help="calibration.json for an .mkv that lacks the attachment",
+    )
+    p.set_defaults(func=convert)
+
+    p = sub.add_parser("simulate", help="a simulated Azure Kinect take with its ground truth")
+    p.add_argument("--out", required=True, type=Path, help="capture folder, or a .mkv file")
+    p.add_argument("--identity-seed", type=int, default=0)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--sequence", choices=NAMES, default="talking")
+    src.add_argument("--arkit", metavar="CSV", help="ARKit weights (Live Link Face style CSV)")
+    p.add_argument("--frames", type=int, help="number of frames (default: the whole sequence)")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--noise", choices=("kinect", "none"), default="kinect")
+    p.add_argument("--noise-scale", type=float, default=1.0, help="multiplies the axial noise")
+    p.add_argument("--dropout", type=float, default=0.0, help="fraction of pixels dropped")
+    p.add_argument("--motion", choices=("normal", "fast", "none"), default="normal")
+    p.add_argument("--seed", type=int, default=0, help="noise and head motion seed")
+    p.add_argument("--ict", metavar="PATH", help="ICT-FaceKit .npz or FaceXModel folder")
+    p.add_argument("--no-meshes", action="store_true", help="skip the per-frame OBJ files")
+    p.set_defaults(func=simulate)
+
+    p = sub.add_parser("record", help="live capture to disk")
+    p.add_argument("--out", required=True, type=Path, help="take.mkv (k4a) or a folder (realsense)")
+    p.add_argument("--camera", choices=("k4a", "realsense"), default="k4a")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--color", action="store_true", help="also record 720p colour (k4a)")
+    p.set_defaults(func=record)

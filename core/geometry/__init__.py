@@ -1,0 +1,1 @@
+"""Geometry: surface sampling, SDF meshing, mesh files and the project metrics."""

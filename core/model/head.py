@@ -1,0 +1,96 @@
+"""The head model: identity SDF in canonical space composed with the backward deformation.
+
+    sdf_posed(x; z_id, z_exp) = sdf_id(x + delta(x; z_exp, z_id, anchors(z_id)); z_id)
+
+Sizes (``ModelConfig``) are chosen for the CPU: a query costs K=4 local MLPs of width 64,
+a global MLP of width 128 and, in posed space, a deformation MLP of width 128.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .expression import ExpressionDeformation
+from .identity import IdentitySDF
+
+
+@dataclass
+class ModelConfig:
+    d_id: int = 64
+    d_exp: int = 64
+    d_local: int = 16
+    hidden_local: int = 64
+    hidden_global: int = 128
+    k: int = 4
+    sigma: float = 0.15
+    hidden_exp: int = 128
+    layers_exp: int = 3
+    d_id_compressed: int = 16
+    anchor_vertices: list = field(default_factory=list)  # ICT vertex ids
+    mirror: list = field(default_factory=list)  # partner index or -1
+    mean_anchors: list = field(default_factory=list)  # (A, 3) canonical
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class HeadModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        a = len(cfg.mirror)
+        self.identity = IdentitySDF(cfg.mean_anchors, cfg.mirror, cfg.d_id, cfg.d_local,
+                                    cfg.hidden_local, cfg.hidden_global, cfg.k, cfg.sigma)  # fmt: skip
+        self.expression = ExpressionDeformation(a, cfg.d_id, cfg.d_exp, cfg.d_id_compressed,
+                                                cfg.hidden_exp, cfg.layers_exp)  # fmt: skip
+
+    def condition(self, z_id, z_exp=None):
+        """Per-shape conditioning for codes (B, D); reused across many query batches."""
+        cond = {"id": self.identity.condition(z_id)}
+        if z_exp is not None:
+            cond["exp"] = self.expression.condition(z_exp, z_id, cond["id"]["anchors"])
+        return cond
+
+    def sdf(self, x, cond, shape_index=None):
+        """Canonical SDF, or posed SDF when the condition holds an expression."""
+        if "exp" in cond:
+            x = x + self.expression(x, cond["exp"], shape_index)
+        return self.identity(x, cond["id"], shape_index)
+
+    def deform(self, x, cond, shape_index=None):
+        return self.expression(x, cond["exp"], shape_index)
+
+    def sdf_fn(self, z_id, z_exp=None, batch=65536):
+        """A numpy/torch (N, 3) -> (N,) SDF for one head, for meshing."""
+        z_id = torch.as_tensor(z_id, dtype=torch.float32).view(1, -1)
+        if z_exp is not None:
+            z_exp = torch.as_tensor(z_exp, dtype=torch.float32).view(1, -1)
+        with torch.no_grad():
+            cond = self.condition(z_id, z_exp)
+
+        @torch.no_grad()
+        def fn(x):
+            x = torch.as_tensor(x, dtype=torch.float32)
+            return torch.cat([self.sdf(c, cond) for c in torch.split(x, batch)])
+
+        return fn
+
+
+DEFAULT_NAME = "head_model.pt"
+
+
+def load_head(path=None):
+    """(HeadModel in eval mode, checkpoint content) from ``path`` or the shipped default."""
+    from ..errors import DPHMError
+    from ..paths import checkpoint_dir
+    from .checkpoint import load
+
+    path = path or checkpoint_dir() / DEFAULT_NAME
+    content = load(path, kind="head_model")
+    try:
+        model = HeadModel(ModelConfig(**content["config"]))
+        model.load_state_dict(content["state_dict"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise DPHMError(f"{path}: checkpoint does not match this version's head model ({e})") from e
+    return model.eval().requires_grad_(False), content

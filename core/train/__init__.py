@@ -1,0 +1,1 @@
+"""Training loops; each runs unchanged in one process or under torchrun (DDP)."""

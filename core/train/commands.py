@@ -1,0 +1,29 @@
+"""``dphm train model --preset tiny|default [--data PATH] [--out CKPT]``."""
+
+from pathlib import Path
+
+from ..paths import WEIGHTS_DIR
+
+DEFAULT_OUT = {"model": WEIGHTS_DIR / "head_model.pt"}
+
+
+def run(args) -> int:
+    out = Path(args.out) if args.out else DEFAULT_OUT[args.what]
+    if args.what == "model":
+        from .head import train_head
+
+        result = train_head(args.preset, out, ict_path=args.data, resume=not args.restart)
+        if result:
+            print(f"wrote {result['path']} (sha256 {result['sha256'][:12]}, "
+                  f"{result['seconds'] / 60:.1f} min)")  # fmt: skip
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train the head model (runs under torchrun too)")
+    p.add_argument("what", choices=["model"])
+    p.add_argument("--preset", choices=["tiny", "default"], default="default")
+    p.add_argument("--data", help="ICT-FaceKit .npz or FaceXModel folder (default: shared data)")
+    p.add_argument("--out", help="checkpoint path (default: weights/head_model.pt)")
+    p.add_argument("--restart", action="store_true", help="ignore a resumable state beside --out")
+    p.set_defaults(func=run)

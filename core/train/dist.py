@@ -1,0 +1,31 @@
+"""torchrun / DDP plumbing: gloo on CPU, nccl on GPU; a no-op in a single process."""
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def setup() -> tuple[int, int]:
+    """(rank, world size); initialises the process group when launched by torchrun."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def wrap(module):
+    if dist.is_initialized():
+        return torch.nn.parallel.DistributedDataParallel(module)
+    return module
+
+
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def teardown():
+    if dist.is_initialized():
+        dist.destroy_process_group()

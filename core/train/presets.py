@@ -1,0 +1,37 @@
+"""Named training presets. ``tiny`` is for tests (a minute or two on 2 cores); ``default``
+produces the shipped weights (about an hour on 2 CPU cores)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HeadPreset:
+    n_identities: int  # training identities (codes)
+    exps_per_identity: int  # posed heads per identity
+    n_expressions: int  # distinct expression codes, shared across identities
+    id_steps: int
+    exp_steps: int
+    shapes_per_step: int
+    n_surf: int  # surface points per shape and step
+    n_sdf: int  # near + space points with SDF per shape and step
+    n_grad: int  # points per shape with normal / eikonal terms
+    n_corr: int  # correspondences per posed head and step
+    lr: float = 1e-3
+    lr_codes: float = 3e-3
+    seed: int = 0
+
+
+HEAD_PRESETS = {
+    "tiny": HeadPreset(n_identities=4, exps_per_identity=3, n_expressions=6, id_steps=250,
+                       exp_steps=250, shapes_per_step=4, n_surf=512, n_sdf=512, n_grad=64,
+                       n_corr=512),
+    "default": HeadPreset(n_identities=192, exps_per_identity=12, n_expressions=768,
+                          id_steps=10000, exp_steps=10000, shapes_per_step=16, n_surf=512,
+                          n_sdf=768, n_grad=96, n_corr=1024),
+}  # fmt: skip
+
+# loss weights (canonical units: 1 mm = 0.005)
+ID_LOSS = {"surf": 3.0, "sdf": 1.0, "normal": 0.1, "eikonal": 0.05, "anchor": 10.0, "reg": 1e-4}
+EXP_LOSS = {"corr": 1.0, "surf": 0.2, "reg": 1e-4}
+SDF_CLAMP = 0.1  # canonical units (2 cm)
+N_ANCHOR_HALF = 22  # farthest-point samples on the left half; 35 anchors in all

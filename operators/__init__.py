@@ -1,0 +1,1 @@
+"""Thin bpy operators: they call dphm_blender and core."""
