@@ -14,7 +14,13 @@ from pathlib import Path
 
 from .errors import DPHMError
 
-SUITES = {"model": ".model.bench", "capture": ".capture.bench"}  # name -> module (relative to core)
+# name -> module (relative to core)
+SUITES = {
+    "model": ".model.bench",
+    "prior": ".prior.bench",
+    "capture": ".capture.bench",
+    "tracking": ".tracking.bench",
+}
 
 
 def machine() -> dict:
@@ -42,8 +48,10 @@ def format_table(rows: list[dict], targets: dict) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r))
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
     target_row = [f"{targets[c][0]} {targets[c][1]}" if c in targets else "" for c in cols]
-    widths = [max(len(c), len(t), *(len(x[i]) for x in cells)) for i, (c, t) in
-              enumerate(zip(cols, target_row, strict=True))]  # fmt: skip
+    widths = [
+        max(len(c), len(t), *(len(x[i]) for x in cells))
+        for i, (c, t) in enumerate(zip(cols, target_row, strict=True))
+    ]
 
     def line(vals):
         return "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)) + " |"
@@ -51,8 +59,11 @@ def format_table(rows: list[dict], targets: dict) -> str:
     out = [line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(c) for c in cells]
     if any(target_row):
-        out.append(line(["target" if i == 0 and not target_row[0] else t
-                         for i, t in enumerate(target_row)]))  # fmt: skip
+        out.append(
+            line(
+                ["target" if i == 0 and not target_row[0] else t for i, t in enumerate(target_row)]
+            )
+        )
     return "\n".join(out)
 
 

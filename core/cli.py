@@ -9,9 +9,12 @@ from .errors import DPHMError
 # Modules (relative to core) that define ``add_parser(subparsers)``, in --help order.
 COMMANDS = (
     ".doctor",
+    ".demo",
     ".train.commands",
+    ".prior.commands",
     ".bench",
     ".capture.commands",
+    ".tracking.commands",
 )
 
 

@@ -12,8 +12,12 @@ import numpy as np
 
 # action -> [(ICT shape without side suffix, relative strength, sided)]
 ACTIONS: dict[str, list[tuple[str, float, bool]]] = {
-    "smile": [("mouthSmile", 1.0, True), ("cheekSquint", 0.6, True), ("eyeSquint", 0.3, True),
-              ("cheekRaiser", 0.5, True)],
+    "smile": [
+        ("mouthSmile", 1.0, True),
+        ("cheekSquint", 0.6, True),
+        ("eyeSquint", 0.3, True),
+        ("cheekRaiser", 0.5, True),
+    ],
     "blink": [("eyeBlink", 1.0, True)],
     "jaw_open": [("jawOpen", 1.0, False), ("mouthLowerDown", 0.3, True)],
     "jaw_open_lips_closed": [("jawOpen", 0.5, False), ("mouthClose", 0.5, False)],
@@ -21,8 +25,12 @@ ACTIONS: dict[str, list[tuple[str, float, bool]]] = {
     "funnel": [("mouthFunnel", 1.0, False), ("jawOpen", 0.2, False)],
     "frown": [("mouthFrown", 1.0, True), ("browDown", 0.5, True), ("mouthShrugLower", 0.3, False)],
     "brow_raise": [("browInnerUp", 1.0, True), ("browOuterUp", 0.8, True)],
-    "surprise": [("browInnerUp", 0.8, True), ("browOuterUp", 0.8, True), ("eyeWide", 0.8, True),
-                 ("jawOpen", 0.4, False)],
+    "surprise": [
+        ("browInnerUp", 0.8, True),
+        ("browOuterUp", 0.8, True),
+        ("eyeWide", 0.8, True),
+        ("jawOpen", 0.4, False),
+    ],
     "anger": [("browDown", 1.0, True), ("noseSneer", 0.5, True), ("mouthPress", 0.5, True)],
     "sneer": [("noseSneer", 1.0, True), ("mouthUpperUp", 0.6, True)],
     "press": [("mouthPress", 1.0, True), ("mouthRollLower", 0.3, False)],
@@ -43,11 +51,20 @@ ACTIONS: dict[str, list[tuple[str, float, bool]]] = {
     "look_down": [("eyeLookDown", 1.0, True)],
     "look_left": [("eyeLookOut_L", 1.0, False), ("eyeLookIn_R", 1.0, False)],
     "look_right": [("eyeLookIn_L", 1.0, False), ("eyeLookOut_R", 1.0, False)],
-}  # fmt: skip
+}
 
 # relative frequency of each action in a sample
-FREQUENCY = {"smile": 3.0, "blink": 3.0, "jaw_open": 3.0, "brow_raise": 1.5, "pucker": 1.0,
-             "funnel": 1.0, "frown": 1.0, "surprise": 1.0, "sneer": 0.7}  # fmt: skip
+FREQUENCY = {
+    "smile": 3.0,
+    "blink": 3.0,
+    "jaw_open": 3.0,
+    "brow_raise": 1.5,
+    "pucker": 1.0,
+    "funnel": 1.0,
+    "frown": 1.0,
+    "surprise": 1.0,
+    "sneer": 0.7,
+}
 
 
 def expression_from_actions(names, actions: dict[str, tuple[float, float]]) -> np.ndarray:

@@ -109,8 +109,14 @@ def load_ict(path: str | os.PathLike | None = None, require_complete: bool = Fal
 
 
 def _load_npz(path: Path) -> ICTFaceKit:
-    keys = ("neutral_vertices", "faces", "identity_names", "identity_deltas",
-            "expression_names", "expression_deltas")  # fmt: skip
+    keys = (
+        "neutral_vertices",
+        "faces",
+        "identity_names",
+        "identity_deltas",
+        "expression_names",
+        "expression_deltas",
+    )
     try:
         d = np.load(path, allow_pickle=False)
         missing = [k for k in keys if k not in d.files]

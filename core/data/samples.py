@@ -17,8 +17,9 @@ NEAR_SIGMAS_M = (0.002, 0.01)
 EXP_NEAR_SIGMA_M = 0.004
 
 
-def identity_samples(ict, topo, id_w, anchor_vertices, rng, n_surf=16384, n_near=16384,
-                     n_space=4096, n_dense=100_000) -> dict:  # fmt: skip
+def identity_samples(
+    ict, topo, id_w, anchor_vertices, rng, n_surf=16384, n_near=16384, n_space=4096, n_dense=100_000
+) -> dict:
     v = ict.head(id_w)
     dense = sample_surface(topo, v, n_dense, rng)
     pick = rng.choice(len(dense.points), n_surf + n_near, replace=False)

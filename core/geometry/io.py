@@ -13,7 +13,7 @@ _PLY_TYPES = {
     "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
     "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}  # fmt: skip
+}
 
 
 def _partial(path: Path) -> Path:

@@ -43,8 +43,9 @@ def evaluate_case(model, content, ict, topo, id_w, exp_w, seed, resolution=256, 
     verts = ict.head(id_w, exp_w)
     rng = np.random.default_rng(seed)
     s = sample_surface(topo, verts, 20_000, rng)
-    z_id, z_exp = fit_codes(model, content, corpus.to_canonical(s.points), s.normals,
-                            steps=steps, seed=seed)  # fmt: skip
+    z_id, z_exp = fit_codes(
+        model, content, corpus.to_canonical(s.points), s.normals, steps=steps, seed=seed
+    )
     stats = {}
     t0 = time.perf_counter()
     pv, pf = mesh_sdf(model.sdf_fn(z_id, z_exp), resolution=resolution, stats=stats)
@@ -72,6 +73,11 @@ def run(args) -> list[dict]:
         row.update(evaluate_case(model, content, ict, topo, id_w[i], exp_w[i], seed=i))
         rows.append(row)
     keys = [k for k in rows[0] if k not in ("method", "case")]
-    rows.append({"method": "dphm", "case": "median",
-                 **{k: float(np.median([r[k] for r in rows])) for k in keys}})  # fmt: skip
+    rows.append(
+        {
+            "method": "dphm",
+            "case": "median",
+            **{k: float(np.median([r[k] for r in rows])) for k in keys},
+        }
+    )
     return rows

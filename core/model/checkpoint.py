@@ -20,11 +20,12 @@ FORMAT = "dphm-ckpt/1"
 
 
 def save(path, kind: str, content: dict, half: bool = True) -> str:
-    """Write atomically; float tensors of ``state_dict`` go to fp16 when ``half``. Returns sha256."""
+    """Write atomically (float weights in fp16 when ``half``); returns the sha256."""
     content = dict(content)
     if half and "state_dict" in content:
-        content["state_dict"] = {k: v.half() if v.is_floating_point() else v
-                                 for k, v in content["state_dict"].items()}  # fmt: skip
+        content["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in content["state_dict"].items()
+        }
     buf = io.BytesIO()
     torch.save(content, buf)
     payload = buf.getvalue()
@@ -67,8 +68,9 @@ def load(path, kind: str | None = None) -> dict:
         raise DPHMError(f"{path}: checksum mismatch, the file is damaged")
     content = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     if "state_dict" in content:
-        content["state_dict"] = {k: v.float() if v.is_floating_point() else v
-                                 for k, v in content["state_dict"].items()}  # fmt: skip
+        content["state_dict"] = {
+            k: v.float() if v.is_floating_point() else v for k, v in content["state_dict"].items()
+        }
     content["sha256"] = box["sha256"]
     content["path"] = str(path)
     return content

@@ -19,8 +19,21 @@ def code_stats(content: dict) -> dict:
     }
 
 
-def fit_codes(model, content, points, normals=None, steps=300, batch=4096, n_normal=512,
-              lr=3e-3, w_normal=0.05, w_reg=1e-3, fit_identity=True, z_id=None, seed=0):  # fmt: skip
+def fit_codes(
+    model,
+    content,
+    points,
+    normals=None,
+    steps=300,
+    batch=4096,
+    n_normal=512,
+    lr=3e-3,
+    w_normal=0.05,
+    w_reg=1e-3,
+    fit_identity=True,
+    z_id=None,
+    seed=0,
+):
     """Codes (z_id, z_exp) for canonical-space points (N, 3) and optional normals (N, 3)."""
     st = code_stats(content)
     gen = torch.Generator().manual_seed(seed)

@@ -3,7 +3,7 @@
     sdf_posed(x; z_id, z_exp) = sdf_id(x + delta(x; z_exp, z_id, anchors(z_id)); z_id)
 
 Sizes (``ModelConfig``) are chosen for the CPU: a query costs K=4 local MLPs of width 64,
-a global MLP of width 128 and, in posed space, a deformation MLP of width 128.
+a global MLP of width 64 and, in posed space, a deformation MLP of width 128.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -21,7 +21,7 @@ class ModelConfig:
     d_exp: int = 64
     d_local: int = 16
     hidden_local: int = 64
-    hidden_global: int = 128
+    hidden_global: int = 64
     k: int = 4
     sigma: float = 0.15
     hidden_exp: int = 128
@@ -40,10 +40,19 @@ class HeadModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         a = len(cfg.mirror)
-        self.identity = IdentitySDF(cfg.mean_anchors, cfg.mirror, cfg.d_id, cfg.d_local,
-                                    cfg.hidden_local, cfg.hidden_global, cfg.k, cfg.sigma)  # fmt: skip
-        self.expression = ExpressionDeformation(a, cfg.d_id, cfg.d_exp, cfg.d_id_compressed,
-                                                cfg.hidden_exp, cfg.layers_exp)  # fmt: skip
+        self.identity = IdentitySDF(
+            cfg.mean_anchors,
+            cfg.mirror,
+            cfg.d_id,
+            cfg.d_local,
+            cfg.hidden_local,
+            cfg.hidden_global,
+            cfg.k,
+            cfg.sigma,
+        )
+        self.expression = ExpressionDeformation(
+            a, cfg.d_id, cfg.d_exp, cfg.d_id_compressed, cfg.hidden_exp, cfg.layers_exp
+        )
 
     def condition(self, z_id, z_exp=None):
         """Per-shape conditioning for codes (B, D); reused across many query batches."""

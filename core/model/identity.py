@@ -23,12 +23,28 @@ def act(x):
 
 
 class IdentitySDF(nn.Module):
-    def __init__(self, mean_anchors, mirror, d_id=64, d_local=16, hidden_local=64,
-                 hidden_global=128, k=4, sigma=0.15, global_weight=0.1, local_scale=4.0):  # fmt: skip
+    def __init__(
+        self,
+        mean_anchors,
+        mirror,
+        d_id=64,
+        d_local=16,
+        hidden_local=64,
+        hidden_global=128,
+        k=4,
+        sigma=0.15,
+        global_weight=0.1,
+        local_scale=4.0,
+    ):
         super().__init__()
         mirror = torch.as_tensor(mirror, dtype=torch.long)
         a = len(mirror)
-        self.k, self.sigma, self.global_weight, self.local_scale = k, sigma, global_weight, local_scale
+        self.k, self.sigma, self.global_weight, self.local_scale = (
+            k,
+            sigma,
+            global_weight,
+            local_scale,
+        )
         self.register_buffer("mean_anchors", torch.as_tensor(mean_anchors, dtype=torch.float32))
         # one MLP per midline anchor or left/right pair; the right one of a pair is mirrored
         mlp_of, flip, u = torch.zeros(a, dtype=torch.long), torch.zeros(a), 0
@@ -84,7 +100,11 @@ class IdentitySDF(nn.Module):
     def forward(self, x, cond, shape_index=None):
         """SDF (M,) at points x (M, 3); shape_index (M,) picks each point's identity."""
         m = len(x)
-        s = torch.zeros(m, dtype=torch.long, device=x.device) if shape_index is None else shape_index
+        s = (
+            torch.zeros(m, dtype=torch.long, device=x.device)
+            if shape_index is None
+            else shape_index
+        )
         anchors = cond["anchors"]
         d2 = ((x[:, None, :] - anchors[s]) ** 2).sum(-1)
         d2k, idx = d2.topk(self.k, dim=1, largest=False)

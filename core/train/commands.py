@@ -1,10 +1,10 @@
-"""``dphm train model --preset tiny|default [--data PATH] [--out CKPT]``."""
+"""``dphm train model|prior --preset tiny|default [--data PATH] [--head CKPT] [--out CKPT]``."""
 
 from pathlib import Path
 
 from ..paths import WEIGHTS_DIR
 
-DEFAULT_OUT = {"model": WEIGHTS_DIR / "head_model.pt"}
+DEFAULT_OUT = {"model": WEIGHTS_DIR / "head_model.pt", "prior": WEIGHTS_DIR / "prior.pt"}
 
 
 def run(args) -> int:
@@ -13,17 +13,26 @@ def run(args) -> int:
         from .head import train_head
 
         result = train_head(args.preset, out, ict_path=args.data, resume=not args.restart)
-        if result:
-            print(f"wrote {result['path']} (sha256 {result['sha256'][:12]}, "
-                  f"{result['seconds'] / 60:.1f} min)")  # fmt: skip
+    else:
+        from ..prior.train import train_prior
+
+        result = train_prior(args.preset, args.head, out)
+    if result:
+        print(
+            f"wrote {result['path']} (sha256 {result['sha256'][:12]}, "
+            f"{result['seconds'] / 60:.1f} min)"
+        )
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train the head model (runs under torchrun too)")
-    p.add_argument("what", choices=["model"])
+    p = sub.add_parser("train", help="train the head model or its priors (runs under torchrun too)")
+    p.add_argument("what", choices=["model", "prior"])
     p.add_argument("--preset", choices=["tiny", "default"], default="default")
     p.add_argument("--data", help="ICT-FaceKit .npz or FaceXModel folder (default: shared data)")
-    p.add_argument("--out", help="checkpoint path (default: weights/head_model.pt)")
-    p.add_argument("--restart", action="store_true", help="ignore a resumable state beside --out")
+    p.add_argument("--head", help="prior: the head checkpoint to train on (default: weights/)")
+    p.add_argument("--out", help="checkpoint path (default: weights/head_model.pt or prior.pt)")
+    p.add_argument(
+        "--restart", action="store_true", help="model: ignore a resumable state beside --out"
+    )
     p.set_defaults(func=run)

@@ -8,7 +8,11 @@ import torch.distributed as dist
 
 def setup() -> tuple[int, int]:
     """(rank, world size); initialises the process group when launched by torchrun."""
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+    if (
+        "WORLD_SIZE" in os.environ
+        and int(os.environ["WORLD_SIZE"]) > 1
+        and not dist.is_initialized()
+    ):
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

@@ -6,6 +6,7 @@ every identity that wears it) on posed heads. Both phases run under torchrun: ea
 draws its own shapes and points, DDP averages the gradients.
 """
 
+import hashlib
 import math
 import os
 import time
@@ -41,8 +42,9 @@ def _ict(path):
 def _id_job(args):
     path, i, id_w, anchor_vertices = args
     ict = _ict(path)
-    return identity_samples(ict, topology(ict), id_w, anchor_vertices,
-                            np.random.default_rng(10_000 + i))  # fmt: skip
+    return identity_samples(
+        ict, topology(ict), id_w, anchor_vertices, np.random.default_rng(10_000 + i)
+    )
 
 
 def _exp_job(args):
@@ -65,14 +67,22 @@ def build_dataset(preset: HeadPreset, ict_path=None, cache: Path | None = None) 
     anchor_vertices, mirror = symmetric_anchors(mean, np.arange(11248), N_ANCHOR_HALF)
     id_w = corpus.identity_weights("train", preset.n_identities, len(ict.identity_deltas))
     exp_w = corpus.expression_weights("train", ict.expression_names, preset.n_expressions)
-    pairs = [(i, (i * preset.exps_per_identity + r) % preset.n_expressions)
-             for i in range(preset.n_identities) for r in range(preset.exps_per_identity)]  # fmt: skip
+    pairs = [
+        (i, (i * preset.exps_per_identity + r) % preset.n_expressions)
+        for i in range(preset.n_identities)
+        for r in range(preset.exps_per_identity)
+    ]
     id_jobs = [(src, i, id_w[i], anchor_vertices) for i in range(preset.n_identities)]
     exp_jobs = [(src, j, id_w[i], exp_w[e]) for j, (i, e) in enumerate(pairs)]
     with get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
         ids = list(tqdm(pool.imap(_id_job, id_jobs), total=len(id_jobs), desc="identity samples"))
-        exps = list(tqdm(pool.imap(_exp_job, exp_jobs, chunksize=4), total=len(exp_jobs),
-                         desc="expression samples"))  # fmt: skip
+        exps = list(
+            tqdm(
+                pool.imap(_exp_job, exp_jobs, chunksize=4),
+                total=len(exp_jobs),
+                desc="expression samples",
+            )
+        )
     data = {
         "identity": _stack(ids),
         "expression": _stack(exps),
@@ -103,26 +113,46 @@ class IdentityStage(nn.Module):
         z = self.codes(ids)
         cond = {"id": self.model.identity.condition(z)}
         b = len(ids)
-        surf, nrm, sdf_pts, sdf = batch["surf_pts"], batch["surf_nrm"], batch["sdf_pts"], batch["sdf"]
+        surf, nrm, sdf_pts, sdf = (
+            batch["surf_pts"],
+            batch["surf_nrm"],
+            batch["sdf_pts"],
+            batch["sdf"],
+        )
         g_surf = surf[:, : batch["n_grad"]].reshape(-1, 3).requires_grad_(True)
         g_sdf = sdf_pts[:, : batch["n_grad"]].reshape(-1, 3).requires_grad_(True)
         rest_surf = surf[:, batch["n_grad"] :].reshape(-1, 3)
         rest_sdf = sdf_pts[:, batch["n_grad"] :].reshape(-1, 3)
         x = torch.cat([g_surf, g_sdf, rest_surf, rest_sdf])
-        shape = [torch.arange(b).repeat_interleave(t.shape[1])
-                 for t in (surf[:, : batch["n_grad"]], sdf_pts[:, : batch["n_grad"]],
-                           surf[:, batch["n_grad"] :], sdf_pts[:, batch["n_grad"] :])]  # fmt: skip
+        shape = [
+            torch.arange(b).repeat_interleave(t.shape[1])
+            for t in (
+                surf[:, : batch["n_grad"]],
+                sdf_pts[:, : batch["n_grad"]],
+                surf[:, batch["n_grad"] :],
+                sdf_pts[:, batch["n_grad"] :],
+            )
+        ]
         f = self.model.sdf(x, cond, torch.cat(shape))
-        n1, n2, n3 = len(g_surf), len(g_surf) + len(g_sdf), len(g_surf) + len(g_sdf) + len(rest_surf)
+        n1, n2, n3 = (
+            len(g_surf),
+            len(g_surf) + len(g_sdf),
+            len(g_surf) + len(g_sdf) + len(rest_surf),
+        )
         grad = torch.autograd.grad(f[:n2].sum(), [g_surf, g_sdf], create_graph=True)
         on = torch.cat([f[:n1], f[n2:n3]])
         target = sdf.clamp(-SDF_CLAMP, SDF_CLAMP)
-        t_grad, t_rest = target[:, : batch["n_grad"]].reshape(-1), target[:, batch["n_grad"] :].reshape(-1)
+        t_grad, t_rest = (
+            target[:, : batch["n_grad"]].reshape(-1),
+            target[:, batch["n_grad"] :].reshape(-1),
+        )
         off = torch.cat([f[n1:n2] - t_grad, f[n3:] - t_rest])
         losses = {
             "surf": on.abs().mean(),
             "sdf": off.abs().mean(),
-            "normal": (1 - F.cosine_similarity(grad[0], nrm[:, : batch["n_grad"]].reshape(-1, 3))).mean(),
+            "normal": (
+                1 - F.cosine_similarity(grad[0], nrm[:, : batch["n_grad"]].reshape(-1, 3))
+            ).mean(),
             "eikonal": ((grad[1].norm(dim=1) - 1) ** 2).mean(),
             "anchor": ((cond["id"]["anchors"] - batch["anchors"]) ** 2).sum(-1).mean(),
             "reg": (z**2).sum(1).mean(),
@@ -164,19 +194,31 @@ def _lr_factor(step, total):
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
 
 
-def train_head(preset_name: str, out: Path, ict_path=None, cache_dir: Path | None = None,
-               resume: bool = True, quiet: bool = False) -> dict:  # fmt: skip
+def train_head(
+    preset_name: str,
+    out: Path,
+    ict_path=None,
+    cache_dir: Path | None = None,
+    resume: bool = True,
+    quiet: bool = False,
+) -> dict:
     preset = HEAD_PRESETS[preset_name]
     rank, world = dist.setup()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    threads = os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(int(threads))
     torch.manual_seed(preset.seed)
-    cache = (cache_dir or out.parent / "training") / f"head_data_{preset_name}.pt"
+    data_fields = (preset.n_identities, preset.exps_per_identity, preset.n_expressions)
+    key = hashlib.sha256(repr(data_fields).encode()).hexdigest()[:10]
+    cache = (cache_dir or out.parent / "training") / f"head_data_{preset_name}_{key}.pt"
     if rank == 0:
         build_dataset(preset, ict_path, cache)
     dist.barrier()
     data = build_dataset(preset, ict_path, cache)
-    cfg = ModelConfig(anchor_vertices=data["anchor_vertices"].tolist(), mirror=data["mirror"].tolist(),
-                      mean_anchors=data["mean_anchors"].tolist())  # fmt: skip
+    cfg = ModelConfig(
+        anchor_vertices=data["anchor_vertices"].tolist(),
+        mirror=data["mirror"].tolist(),
+        mean_anchors=data["mean_anchors"].tolist(),
+    )
     model = HeadModel(cfg)
     id_stage = IdentityStage(model, preset.n_identities)
     exp_stage = ExpressionStage(model, id_stage.codes.weight.detach(), preset.n_expressions)
@@ -195,17 +237,29 @@ def train_head(preset_name: str, out: Path, ict_path=None, cache_dir: Path | Non
             continue
         if phase == 1:
             exp_stage.id_codes.copy_(id_stage.codes.weight.detach())
-        params = (list(model.identity.parameters()) if phase == 0
-                  else list(model.expression.parameters()))  # fmt: skip
-        opt = torch.optim.Adam([{"params": params, "lr": preset.lr},
-                                {"params": stage.codes.parameters(), "lr": preset.lr_codes}])  # fmt: skip
+        params = (
+            list(model.identity.parameters()) if phase == 0 else list(model.expression.parameters())
+        )
+        opt = torch.optim.Adam(
+            [
+                {"params": params, "lr": preset.lr},
+                {"params": stage.codes.parameters(), "lr": preset.lr_codes},
+            ]
+        )
         base = [g["lr"] for g in opt.param_groups]
         if phase == start["phase"] and "opt" in (st := _state(state_path, resume)):
             opt.load_state_dict(st["opt"])
+        model.identity.requires_grad_(phase == 0)  # DDP syncs only what this phase trains
+        model.expression.requires_grad_(phase == 1)
         ddp = dist.wrap(stage)
         first = start["step"] if phase == start["phase"] else 0
-        bar = tqdm(range(first, steps), desc=["identity", "expression"][phase],
-                   disable=quiet or rank != 0, initial=first, total=steps)  # fmt: skip
+        bar = tqdm(
+            range(first, steps),
+            desc=["identity", "expression"][phase],
+            disable=quiet or rank != 0,
+            initial=first,
+            total=steps,
+        )
         for step in bar:
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * _lr_factor(step, steps)
@@ -223,7 +277,9 @@ def train_head(preset_name: str, out: Path, ict_path=None, cache_dir: Path | Non
             _save_state(state_path, id_stage, exp_stage, None, phase + 1, 0)
     result = {}
     if rank == 0:
-        result = save_head(out, model, id_stage, exp_stage, data, preset_name, time.time() - t0, log, world)
+        result = save_head(
+            out, model, id_stage, exp_stage, data, preset_name, time.time() - t0, log, world
+        )
         state_path.unlink(missing_ok=True)
     dist.teardown()
     return result
@@ -234,8 +290,12 @@ def _state(path, resume):
 
 
 def _save_state(path, id_stage, exp_stage, opt, phase, step):
-    st = {"id_stage": id_stage.state_dict(), "exp_stage": exp_stage.state_dict(),
-          "phase": phase, "step": step}  # fmt: skip
+    st = {
+        "id_stage": id_stage.state_dict(),
+        "exp_stage": exp_stage.state_dict(),
+        "phase": phase,
+        "step": step,
+    }
     if opt is not None:
         st["opt"] = opt.state_dict()
     torch.save(st, path.with_name(path.name + ".partial"))
@@ -248,10 +308,17 @@ def _step(ddp, phase, data, preset, gen):
         ids = torch.randint(0, preset.n_identities, (b,), generator=gen)
         d = data["identity"]
         idx = torch.randint(0, d["surf_pts"].shape[1], (b, preset.n_surf), generator=gen)
-        batch = {"surf_pts": d["surf_pts"][ids[:, None], idx], "surf_nrm": d["surf_nrm"][ids[:, None], idx]}
+        batch = {
+            "surf_pts": d["surf_pts"][ids[:, None], idx],
+            "surf_nrm": d["surf_nrm"][ids[:, None], idx],
+        }
         idx = torch.randint(0, d["sdf_pts"].shape[1], (b, preset.n_sdf), generator=gen)
-        batch.update(sdf_pts=d["sdf_pts"][ids[:, None], idx], sdf=d["sdf"][ids[:, None], idx],
-                     anchors=d["anchors"][ids], n_grad=preset.n_grad)  # fmt: skip
+        batch.update(
+            sdf_pts=d["sdf_pts"][ids[:, None], idx],
+            sdf=d["sdf"][ids[:, None], idx],
+            anchors=d["anchors"][ids],
+            n_grad=preset.n_grad,
+        )
         return ddp(ids, batch)
     j = torch.randint(0, len(data["pairs"]), (b,), generator=gen)
     d = data["expression"]
@@ -271,9 +338,17 @@ def save_head(out, model, id_stage, exp_stage, data, preset_name, seconds, log, 
             "exp_weights": data["exp_weights"],
             "pairs": data["pairs"],
         },
-        "normalisation": {"center": corpus.CANONICAL_CENTER.tolist(), "scale": corpus.CANONICAL_SCALE},
-        "training": {"preset": preset_name, "seconds": seconds, "final_losses": log,
-                     "processes": world, "loss_weights": {"identity": ID_LOSS, "expression": EXP_LOSS}},
-    }  # fmt: skip
+        "normalisation": {
+            "center": corpus.CANONICAL_CENTER.tolist(),
+            "scale": corpus.CANONICAL_SCALE,
+        },
+        "training": {
+            "preset": preset_name,
+            "seconds": seconds,
+            "final_losses": log,
+            "processes": world,
+            "loss_weights": {"identity": ID_LOSS, "expression": EXP_LOSS},
+        },
+    }
     sha = checkpoint.save(out, "head_model", content)
     return {"path": str(out), "sha256": sha, "seconds": seconds, "losses": log}

@@ -1,5 +1,6 @@
 """Named training presets. ``tiny`` is for tests (a minute or two on 2 cores); ``default``
-produces the shipped weights (about an hour on 2 CPU cores)."""
+produces the shipped weights (head model: about an hour on 2 CPU cores; priors: under 10
+minutes)."""
 
 from dataclasses import dataclass
 
@@ -22,16 +23,56 @@ class HeadPreset:
 
 
 HEAD_PRESETS = {
-    "tiny": HeadPreset(n_identities=4, exps_per_identity=3, n_expressions=6, id_steps=250,
-                       exp_steps=250, shapes_per_step=4, n_surf=512, n_sdf=512, n_grad=64,
-                       n_corr=512),
-    "default": HeadPreset(n_identities=192, exps_per_identity=12, n_expressions=768,
-                          id_steps=10000, exp_steps=10000, shapes_per_step=16, n_surf=512,
-                          n_sdf=768, n_grad=96, n_corr=1024),
-}  # fmt: skip
+    "tiny": HeadPreset(
+        n_identities=4,
+        exps_per_identity=3,
+        n_expressions=6,
+        id_steps=250,
+        exp_steps=250,
+        shapes_per_step=4,
+        n_surf=512,
+        n_sdf=512,
+        n_grad=64,
+        n_corr=512,
+    ),
+    "default": HeadPreset(
+        n_identities=192,
+        exps_per_identity=12,
+        n_expressions=768,
+        id_steps=5000,
+        exp_steps=5000,
+        shapes_per_step=16,
+        n_surf=512,
+        n_sdf=768,
+        n_grad=96,
+        n_corr=1024,
+    ),
+}
 
 # loss weights (canonical units: 1 mm = 0.005)
 ID_LOSS = {"surf": 3.0, "sdf": 1.0, "normal": 0.1, "eikonal": 0.05, "anchor": 10.0, "reg": 1e-4}
 EXP_LOSS = {"corr": 1.0, "surf": 0.2, "reg": 1e-4}
 SDF_CLAMP = 0.1  # canonical units (2 cm)
 N_ANCHOR_HALF = 22  # farthest-point samples on the left half; 35 anchors in all
+
+
+@dataclass(frozen=True)
+class PriorPreset:
+    width: int  # denoiser width (residual MLP)
+    depth: int  # residual blocks
+    dropout: float
+    id_steps: int
+    exp_steps: int
+    batch: int
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    ema_decay: float = 0.999
+    seed: int = 0
+
+
+PRIOR_PRESETS = {
+    "tiny": PriorPreset(width=64, depth=2, dropout=0.0, id_steps=200, exp_steps=200, batch=64),
+    "default": PriorPreset(
+        width=256, depth=4, dropout=0.1, id_steps=8000, exp_steps=8000, batch=256
+    ),
+}

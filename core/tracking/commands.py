@@ -1,0 +1,144 @@
+"""``dphm track`` and ``dphm export``."""
+
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import DPHMError
+
+
+def _frames(source, spec):
+    from ..capture.commands import _frame_range
+
+    rng = _frame_range(spec, source.length)
+    if rng is None:
+        yield from source
+        return
+    for f in source:
+        if f.index >= rng.stop:
+            break
+        if f.index >= rng.start:
+            yield f
+
+
+def run_track(args) -> int:
+    from ..capture.opener import open_source
+    from ..model.head import load_head
+    from .presets import get_preset
+    from .take import write_take
+    from .tracker import Tracker, load_prior_for, track
+
+    preset = get_preset(args.quality)
+    model, content = load_head(args.model)
+    prior = None if args.no_prior else load_prior_for(content)
+    if prior is None and not args.no_prior:
+        print(
+            "dphm track: note: no diffusion prior found, using the L2 code prior", file=sys.stderr
+        )
+    tracker = Tracker(model, content, preset, prior)
+    with open_source(args.input) as source:
+        if args.input.startswith("live:"):
+            return _track_live(tracker, source, args)
+        total = source.length
+        bar = tqdm(total=total, desc=f"track ({preset.name})", unit="frame")
+        state = {"read": 0}
+
+        def progress(done):
+            if done:
+                bar.update(1)
+            else:
+                state["read"] += 1
+                bar.set_postfix_str(f"preprocessed {state['read']}")
+
+        t0 = time.perf_counter()
+        try:
+            results, arrays = track(tracker, _frames(source, args.frames), progress)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        intr = source.intrinsics.to_dict() if source.intrinsics else {}
+    write_take(args.out, intrinsics=intr, source=str(args.input), **arrays)
+    lost = sum(not r.found for r in results)
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in tracker.timings.items())
+    print(
+        f"wrote {args.out}: {len(results)} frames ({lost} without a head) in {seconds:.1f} s "
+        f"({len(results) / seconds:.2f} fps); {stages}"
+    )
+    return 0
+
+
+def _track_live(tracker, source, args) -> int:
+    """Live: print one line per frame as results stream; the take is written on Ctrl-C."""
+    from .take import write_take
+    from .tracker import take_arrays
+
+    results = []
+    try:
+        for r in tracker.results(tracker.observe(f) for f in _frames(source, args.frames)):
+            results.append(r)
+            print(
+                f"frame {r.index}: "
+                + (f"fit {r.fit_error_mm:.2f} mm" if r.found else f"no head ({r.reason})"),
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        pass
+    if not any(r.found for r in results):
+        raise DPHMError("no head in view")
+    intr = source.intrinsics.to_dict() if source.intrinsics else {}
+    write_take(args.out, intrinsics=intr, source=args.input, **take_arrays(tracker, results))
+    print(f"wrote {args.out}: {len(results)} frames")
+    return 0
+
+
+def run_export(args) -> int:
+    from ..model.head import load_head
+    from . import export
+    from .take import read_take
+
+    take = read_take(args.take)
+    out = Path(args.out)
+    if args.to == "arkit-csv":
+        n = export.write_arkit_csv(out, take)
+        print(f"wrote {out}: {n} rows")
+        return 0
+    if args.to not in ("obj", "pc2"):
+        raise DPHMError(
+            f"--to {args.to}: not available from the command line yet (obj, pc2, "
+            "arkit-csv); .abc and .blend come from the Blender side"
+        )
+    model, content = load_head(args.model)
+    if content["sha256"] != take["model_sha256"]:
+        raise DPHMError(
+            f"{args.take}: tracked with head model {take['model_sha256'][:12]}, "
+            f"not {content['sha256'][:12]}; pass --model"
+        )
+    faces, frames = export.posed_meshes(model, take, args.resolution, args.space)
+    frames = tqdm(frames, total=len(take["z_exp"]), desc=f"export {args.to}", unit="frame")
+    if args.to == "obj":
+        n = export.write_obj_sequence(out, faces, frames)
+    else:
+        n = export.write_pc2(out, frames)
+    print(f"wrote {out}: {n} frames")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("track", help="track a head in a depth take or a live camera")
+    p.add_argument("input", help=".mkv, .bag, .r3d, capture folder, live:k4a or live:realsense")
+    p.add_argument("--out", required=True, help="take .npz")
+    p.add_argument("--quality", default="balanced", choices=["preview", "balanced", "best"])
+    p.add_argument("--frames", help="A:B, a frame range")
+    p.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
+    p.add_argument("--no-prior", action="store_true", help="L2 code prior instead of diffusion")
+    p.set_defaults(func=run_track)
+    e = sub.add_parser("export", help="a take to OBJ sequence, PC2 or ARKit CSV")
+    e.add_argument("take")
+    e.add_argument("--to", required=True, choices=["obj", "pc2", "abc", "blend", "arkit-csv"])
+    e.add_argument("--out", required=True, help="folder (obj) or file")
+    e.add_argument("--space", default="camera", choices=["camera", "canonical"])
+    e.add_argument("--resolution", type=int, default=128, help="meshing grid of the identity")
+    e.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
+    e.set_defaults(func=run_export)

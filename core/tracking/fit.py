@@ -1,0 +1,185 @@
+"""The joint optimiser of codes and poses over a few frames (``fit_frames``).
+
+For frames b with camera points p and normals n, the pose (R_b, t_b) maps canonical to
+camera, x_cam = s R x_can + t (s = 0.2 m per canonical unit). The loss is
+
+    mean_p min(|sdf(R_b^T (p - t_b) / s)|, trunc)                     data
+  + w_normal  mean (1 - cos(grad sdf, R_b^T n))                         normals
+  + prior(z_id, z_exp_b)                                                codes
+  + w_smooth_* (|z_b - z_b-1|^2, |R_b - R_b-1|^2 / 2, |t_b - t_b-1|^2 / s^2)  time
+
+where the temporal chain includes fixed reference states before and after the frames
+(the previous frame's prediction when tracking, the window's neighbours when refining).
+Rotations are updated as exp([w]x) R_0, translations as t_0 + s dt.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .rigid import SCALE
+
+
+@dataclass
+class State:
+    z_exp: np.ndarray  # (D,)
+    R: np.ndarray  # (3, 3) canonical -> camera
+    t: np.ndarray  # (3,) metres
+
+
+class CodePrior:
+    """The code regulariser: the diffusion priors (``core.prior``) when given, else L2 of
+    the codes standardised by the codebook statistics (NPHM's latent regulariser)."""
+
+    def __init__(self, content, preset, diffusion=None):
+        books = content["codebooks"]
+        self.id_mean, self.id_std = books["id"].mean(0), books["id"].std(0) + 1e-6
+        self.exp_mean, self.exp_std = books["exp"][0], books["exp"].std(0) + 1e-6
+        self.diffusion, self.preset = diffusion, preset
+        if diffusion is not None:
+            diffusion.weights = {"id": preset.w_prior_id, "exp": preset.w_prior_exp}
+
+    def loss(self, z_id, z_exp):
+        if self.diffusion is not None:
+            return self.diffusion.loss(z_id=z_id, z_exp=z_exp)[0]
+        out = self.preset.w_prior_exp * (((z_exp - self.exp_mean) / self.exp_std) ** 2).mean()
+        if z_id is not None:
+            out = out + self.preset.w_prior_id * (((z_id - self.id_mean) / self.id_std) ** 2).mean()
+        return out
+
+
+def _skew_exp(w):
+    zero = torch.zeros_like(w[:, 0])
+    k = torch.stack(
+        [zero, -w[:, 2], w[:, 1], w[:, 2], zero, -w[:, 0], -w[:, 1], w[:, 0], zero], 1
+    ).view(-1, 3, 3)
+    return torch.linalg.matrix_exp(k)
+
+
+def _sample(obs, n, rng):
+    pick = rng.choice(len(obs.points), min(n, len(obs.points)), replace=False)
+    return obs.points[pick], obs.normals[pick]
+
+
+def fit_frames(
+    model,
+    z_id,
+    observations,
+    init,
+    preset,
+    prior,
+    steps,
+    fit_identity=False,
+    before=None,
+    after=None,
+    seed=0,
+):
+    """Fit B frames jointly; returns (z_id, [State] * B, fit error per frame in mm, steps run).
+
+    ``init`` holds a State per frame; ``before`` / ``after`` optional fixed neighbour States
+    for the temporal terms. With ``fit_identity`` the identity code is optimised too.
+    """
+    rng = np.random.default_rng(seed)
+    b = len(observations)
+    samples = [_sample(o, preset.n_points, rng) for o in observations]
+    counts = [len(p) for p, _ in samples]
+    pts = torch.as_tensor(np.concatenate([p for p, _ in samples]), dtype=torch.float32)
+    nrm = torch.as_tensor(np.concatenate([n for _, n in samples]), dtype=torch.float32)
+    idx = torch.repeat_interleave(torch.arange(b), torch.tensor(counts))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    nsel = torch.as_tensor(
+        np.concatenate(
+            [s + np.arange(min(preset.n_normal, c)) for s, c in zip(starts, counts, strict=True)]
+        )
+    ).long()
+
+    zi = torch.as_tensor(z_id, dtype=torch.float32).view(1, -1).clone().requires_grad_(fit_identity)
+    ze = torch.as_tensor(np.stack([s.z_exp for s in init]), dtype=torch.float32).requires_grad_(
+        True
+    )
+    R0 = torch.as_tensor(np.stack([s.R for s in init]), dtype=torch.float32)
+    t0 = torch.as_tensor(np.stack([s.t for s in init]), dtype=torch.float32)
+    w = torch.zeros(b, 3, requires_grad=True)
+    dt = torch.zeros(b, 3, requires_grad=True)
+    groups = [
+        {"params": [ze], "lr": preset.lr_exp},
+        {"params": [w], "lr": preset.lr_rot},
+        {"params": [dt], "lr": preset.lr_trans},
+    ]
+    if fit_identity:
+        groups.append({"params": [zi], "lr": preset.lr_id})
+    opt = torch.optim.Adam(groups)
+    with torch.no_grad():
+        cond_id = model.identity.condition(zi)
+    refs = [r for r in (before, after) if r is not None]
+    ref_z = (
+        {
+            k: torch.as_tensor(np.stack([getattr(r, k) for r in refs]), dtype=torch.float32)
+            for k in ("z_exp", "R", "t")
+        }
+        if refs
+        else None
+    )
+
+    def forward():
+        cid = model.identity.condition(zi) if fit_identity else cond_id
+        cid = {k: v.expand(b, *v.shape[1:]) for k, v in cid.items()}
+        cond = {"id": cid, "exp": model.expression.condition(ze, zi.expand(b, -1), cid["anchors"])}
+        R = _skew_exp(w) @ R0
+        t = t0 + SCALE * dt
+        x = torch.einsum("ni,nij->nj", pts - t[idx], R[idx]) / SCALE
+        return cond, R, t, x
+
+    n_run = 0
+    for n_run in range(1, steps + 1):
+        cond, R, t, x = forward()
+        sdf = model.sdf(x, cond, idx)
+        res = sdf.abs()
+        if preset.early_stop_mm and n_run > 1:
+            if float(res.detach().median()) * SCALE * 1000 < preset.early_stop_mm:
+                break
+        loss = res.clamp(max=preset.trunc).mean()
+        if len(nsel) and preset.w_normal:
+            xn = x[nsel]
+            f = model.sdf(xn, cond, idx[nsel])
+            g = torch.autograd.grad(f.sum(), xn, create_graph=True)[0]
+            n_can = torch.einsum("ni,nij->nj", nrm[nsel], R[idx[nsel]])
+            loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
+        loss = loss + prior.loss(zi if fit_identity else None, ze)
+        loss = loss + _smoothness(ze, R, t, preset, before, after, ref_z)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        cond, R, t, x = forward()
+        res = model.sdf(x, cond, idx).abs() * SCALE * 1000
+    errors = [float(r.median()) for r in torch.split(res, counts)]
+    states = [
+        State(
+            ze[i].detach().numpy().copy(),
+            R[i].numpy().astype(np.float64),
+            t[i].numpy().astype(np.float64),
+        )
+        for i in range(b)
+    ]
+    return zi.detach()[0].numpy().copy(), states, errors, n_run
+
+
+def _smoothness(ze, R, t, preset, before, after, ref):
+    if not (preset.w_smooth_exp or preset.w_smooth_rot or preset.w_smooth_trans):
+        return 0.0
+    zs, Rs, ts = [ze], [R], [t]
+    if before is not None:
+        zs, Rs, ts = [ref["z_exp"][:1], *zs], [ref["R"][:1], *Rs], [ref["t"][:1], *ts]
+    if after is not None:
+        zs, Rs, ts = [*zs, ref["z_exp"][-1:]], [*Rs, ref["R"][-1:]], [*ts, ref["t"][-1:]]
+    z, Rm, tm = torch.cat(zs), torch.cat(Rs), torch.cat(ts)
+    if len(z) < 2:
+        return 0.0
+    return (
+        preset.w_smooth_exp * ((z[1:] - z[:-1]) ** 2).sum(1).mean()
+        + preset.w_smooth_rot * 0.5 * ((Rm[1:] - Rm[:-1]) ** 2).sum((1, 2)).mean()
+        + preset.w_smooth_trans * (((tm[1:] - tm[:-1]) / SCALE) ** 2).sum(1).mean()
+    )

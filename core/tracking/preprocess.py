@@ -1,0 +1,175 @@
+"""From a depth frame to the head's points and normals in camera space.
+
+Rays come from the intrinsics with the lens distortion undone (OpenCV rational model).
+The head is the nearest connected blob of plausible size (depth jumps over ``JUMP``
+split blobs) with some depth relief; behind its front it is cut at ``HEAD_DEPTH``, below its top at
+``HEAD_HEIGHT`` (neck and shoulders) and sideways at ``HEAD_HALF_WIDTH``. Normals come
+from a bilaterally filtered depth map. A frame without such a blob is returned with
+``found`` False and the reason.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage
+
+RANGE = (0.25, 1.6)  # metres from the camera
+JUMP = 0.015  # metres between neighbouring pixels: a blob boundary
+HEAD_DEPTH = 0.16
+HEAD_HEIGHT = 0.25
+HEAD_HALF_WIDTH = 0.12
+WIDTH_RANGE = (0.10, 0.30)  # plausible head width and height, metres
+HEIGHT_RANGE = (0.12, 0.40)
+RELIEF_MIN = 0.03  # metres of depth relief: a head is round, a wall is not
+MIN_POINTS = 300
+
+
+@dataclass
+class Observation:
+    points: np.ndarray  # (N, 3) camera space, metres
+    normals: np.ndarray  # (N, 3) unit, towards the camera
+    index: int
+    timestamp: float
+    found: bool = True
+    reason: str = ""
+
+
+def _undistort(xd, yd, k, iters=20):
+    """Normalised pinhole coordinates of distorted ones (OpenCV rational model)."""
+    k = list(k) + [0.0] * (8 - len(k))
+    k1, k2, p1, p2, k3, k4, k5, k6 = k[:8]
+    x, y = xd.copy(), yd.copy()
+    for _ in range(iters):
+        r2 = x * x + y * y
+        radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+        dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        x, y = (xd - dx) / radial, (yd - dy) / radial
+    return x, y
+
+
+@lru_cache(maxsize=4)
+def rays(intr) -> np.ndarray:
+    """(H, W, 2) undistorted x/z, y/z of every pixel centre."""
+    v, u = np.mgrid[0 : intr.height, 0 : intr.width].astype(np.float64)
+    x, y = (u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy
+    if any(intr.distortion):
+        x, y = _undistort(x, y, intr.distortion)
+    return np.stack([x, y], -1).astype(np.float32)
+
+
+def bilateral(depth, radius=2, sigma_px=1.5, sigma_m=0.01):
+    """Edge-preserving smoothing of a depth map (0 = no reading stays 0)."""
+    h, w = depth.shape
+    pad = np.pad(depth, radius)
+    num, den = np.zeros_like(depth), np.zeros_like(depth)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            z = pad[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
+            wgt = np.exp(
+                -(dx * dx + dy * dy) / (2 * sigma_px**2) - (z - depth) ** 2 / (2 * sigma_m**2)
+            )
+            wgt *= z > 0
+            num += wgt * z
+            den += wgt
+    return np.where(depth > 0, num / np.maximum(den, 1e-12), 0).astype(np.float32)
+
+
+def normals_from_points(xyz, valid):
+    """(H, W, 3) unit normals from an organised point map, facing the camera."""
+    dx = np.zeros_like(xyz)
+    dy = np.zeros_like(xyz)
+    dx[:, 1:-1] = xyz[:, 2:] - xyz[:, :-2]
+    dy[1:-1] = xyz[2:] - xyz[:-2]
+    n = np.cross(dx, dy)
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    n *= np.where(np.sum(n * xyz, -1, keepdims=True) > 0, -1.0, 1.0)
+    ok = valid.copy()
+    ok[:, [0, -1]] = ok[[0, -1]] = False
+    ok[1:-1, 1:-1] &= valid[2:, 1:-1] & valid[:-2, 1:-1] & valid[1:-1, 2:] & valid[1:-1, :-2]
+    return n.astype(np.float32), ok
+
+
+def _blobs(depth):
+    """Labels of connected regions without depth jumps, and their count."""
+    valid = (depth > RANGE[0]) & (depth < RANGE[1])
+    edge = np.zeros_like(valid)
+    jx = np.abs(np.diff(depth, axis=1)) > JUMP
+    jy = np.abs(np.diff(depth, axis=0)) > JUMP
+    edge[:, 1:] |= jx
+    edge[:, :-1] |= jx
+    edge[1:] |= jy
+    edge[:-1] |= jy
+    return ndimage.label(valid & ~edge)
+
+
+def _crop(xyz):
+    """Mask of head points within one blob's points (N, 3): behind the front, below the
+    top and sideways are trimmed."""
+    z_front = np.percentile(xyz[:, 2], 2)
+    keep = xyz[:, 2] < z_front + HEAD_DEPTH
+    y_top = np.percentile(xyz[keep, 1], 1)
+    keep &= xyz[:, 1] < y_top + HEAD_HEIGHT
+    x_mid = np.median(xyz[keep, 0])
+    return keep & (np.abs(xyz[:, 0] - x_mid) < HEAD_HALF_WIDTH)
+
+
+def segment_head(frame, max_points=None, seed=0) -> Observation:
+    """The head's points and normals, or an Observation with ``found`` False."""
+    depth = frame.depth.astype(np.float32)
+    miss = Observation(np.zeros((0, 3)), np.zeros((0, 3)), frame.index, frame.timestamp, False)
+    labels, n = _blobs(depth)
+    if n == 0:
+        miss.reason = "no depth in range"
+        return miss
+    intr = frame.intrinsics
+    pix_area = (np.where(labels > 0, depth, 0) / intr.fx) ** 2
+    area = ndimage.sum(pix_area, labels, np.arange(1, n + 1))
+    near = ndimage.minimum(np.where(labels > 0, depth, np.inf), labels, np.arange(1, n + 1))
+    r = rays(intr)
+    reason = "no blob of head size"
+    for i in np.argsort(near):
+        if area[i] < 0.004:  # m^2, well under a face seen from the front
+            continue
+        vv, uu = np.nonzero(labels == i + 1)
+        xyz = np.concatenate([r[vv, uu] * depth[vv, uu, None], depth[vv, uu, None]], 1)
+        keep = _crop(xyz)
+        if keep.sum() < MIN_POINTS:
+            continue
+        pts = xyz[keep]
+        width = np.ptp(np.percentile(pts[:, 0], [2, 98]))
+        height = np.ptp(np.percentile(pts[:, 1], [2, 98]))
+        if not (WIDTH_RANGE[0] <= width <= WIDTH_RANGE[1]):
+            reason = f"nearest blob is {width * 100:.0f} cm wide, not a head"
+            continue
+        if not (HEIGHT_RANGE[0] <= height <= HEIGHT_RANGE[1]):
+            reason = f"nearest blob is {height * 100:.0f} cm tall, not a head"
+            continue
+        if np.ptp(np.percentile(pts[:, 2], [5, 95])) < RELIEF_MIN:
+            reason = "nearest blob is flat, not a head"
+            continue
+        vv, uu = vv[keep], uu[keep]
+        return _with_normals(frame, depth, r, vv, uu, max_points, seed)
+    miss.reason = reason
+    return miss
+
+
+def _with_normals(frame, depth, r, vv, uu, max_points, seed):
+    m = 3
+    v0, v1 = max(vv.min() - m, 0), min(vv.max() + m + 1, depth.shape[0])
+    u0, u1 = max(uu.min() - m, 0), min(uu.max() + m + 1, depth.shape[1])
+    mask = np.zeros((v1 - v0, u1 - u0), bool)
+    mask[vv - v0, uu - u0] = True
+    d = bilateral(np.where(mask, depth[v0:v1, u0:u1], 0))
+    xyz = np.concatenate([r[v0:v1, u0:u1] * d[..., None], d[..., None]], -1)
+    nrm, ok = normals_from_points(xyz, d > 0)
+    ok &= mask
+    ys, xs = np.nonzero(ok)
+    if max_points and len(ys) > max_points:
+        pick = np.random.default_rng(seed).choice(len(ys), max_points, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    raw = np.concatenate(
+        [r[ys + v0, xs + u0] * depth[ys + v0, xs + u0, None], depth[ys + v0, xs + u0, None]], 1
+    )
+    return Observation(raw.astype(np.float32), nrm[ys, xs], frame.index, frame.timestamp)

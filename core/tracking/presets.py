@@ -1,0 +1,53 @@
+"""Tracking presets: every weight, step count and learning rate, by quality.
+
+Units: points and SDF values are canonical (1 = 0.2 m); ``trunc`` caps a point's residual
+(outliers stop pulling); ``w_*`` weigh the loss terms of ``fit.fit_frames``:
+data (mean truncated |sdf|), normal (1 - cos between SDF gradient and observed normal),
+prior on each code (diffusion prior, or L2 toward the codebook statistics without one),
+temporal smoothness of the expression code and of the pose (rotation in radians,
+translation in canonical units) toward the neighbouring frames.
+"""
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    n_points: int  # points per frame in the loss
+    n_normal: int  # of which carry the normal term (costs a double backward)
+    keyframes: int  # frames fitted jointly for the identity
+    id_steps: int
+    steps: int  # per frame, warm started from the previous frame
+    early_stop_mm: float  # stop a frame's steps once the fit error drops below
+    window: int  # joint refinement window (0: none)
+    window_steps: int
+    lr_id: float = 1e-2
+    lr_exp: float = 2e-2
+    lr_rot: float = 3e-3
+    lr_trans: float = 3e-3
+    trunc: float = 0.05
+    w_normal: float = 0.02
+    w_prior_id: float = 1e-3
+    w_prior_exp: float = 1e-3
+    w_smooth_exp: float = 1e-3
+    w_smooth_rot: float = 1.0
+    w_smooth_trans: float = 1.0
+
+    def but(self, **changes) -> "Preset":
+        return replace(self, **changes)
+
+
+PRESETS = {
+    "preview": Preset("preview", 400, 0, 3, 60, 3, 0.6, 0, 0, lr_exp=4e-2),
+    "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 0.4, 8, 3),
+    "best": Preset("best", 4000, 500, 8, 300, 40, 0.0, 10, 15),
+}
+
+
+def get_preset(name: str) -> Preset:
+    from ..errors import DPHMError
+
+    if name not in PRESETS:
+        raise DPHMError(f"unknown quality {name!r} (one of {', '.join(PRESETS)})")
+    return PRESETS[name]

@@ -1,0 +1,90 @@
+"""The take file (DESIGN.md "Take"): one ``.npz`` of plain arrays, written atomically.
+
+Per frame: expression code, pose canonical -> camera (x_cam = s R x_can + t), ARKit weights
+and the fit error. Frames where no head was found carry the last good codes and pose and
+``fit_error_mm`` = NaN.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..data.arkit import ARKIT_NAMES
+from ..errors import DPHMError
+
+FORMAT = "dphm-take/1"
+ARRAYS = {"z_exp": 2, "R": 3, "t": 2, "s": 1, "timestamps": 1, "arkit": 2, "fit_error_mm": 1}
+
+
+def write_take(
+    path,
+    *,
+    model_sha256,
+    z_id,
+    z_exp,
+    R,
+    t,
+    s,
+    timestamps,
+    arkit,
+    intrinsics,
+    source,
+    quality,
+    fit_error_mm,
+) -> Path:
+    """Write a take; ``intrinsics`` is a dict (stored as JSON)."""
+    data = {
+        "format": np.array(FORMAT),
+        "model_sha256": np.array(str(model_sha256)),
+        "z_id": np.asarray(z_id, np.float32).reshape(-1),
+        "z_exp": np.asarray(z_exp, np.float32),
+        "R": np.asarray(R, np.float32),
+        "t": np.asarray(t, np.float32),
+        "s": np.asarray(s, np.float32),
+        "timestamps": np.asarray(timestamps, np.float64),
+        "arkit": np.clip(np.asarray(arkit, np.float32), 0.0, 1.0),
+        "arkit_names": np.array(ARKIT_NAMES),
+        "intrinsics": np.array(json.dumps(intrinsics)),
+        "source": np.array(str(source)),
+        "quality": np.array(str(quality)),
+        "fit_error_mm": np.asarray(fit_error_mm, np.float32),
+    }
+    _check(data, path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        np.savez(f, **data)
+    os.replace(tmp, path)
+    return path
+
+
+def read_take(path) -> dict:
+    """The take's arrays; strings as ``str`` and ``intrinsics`` as a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise DPHMError(f"{path}: take not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DPHMError(f"{path}: not a readable take ({e})") from e
+    if str(data.get("format", "")) != FORMAT:
+        raise DPHMError(f"{path}: not a take of format {FORMAT}")
+    _check(data, path)
+    for k in ("format", "model_sha256", "source", "quality"):
+        data[k] = str(data[k])
+    data["intrinsics"] = json.loads(str(data["intrinsics"]))
+    return data
+
+
+def _check(data, path) -> None:
+    n = len(data["z_exp"])
+    for k, ndim in ARRAYS.items():
+        a = data.get(k)
+        if a is None or a.ndim != ndim or len(a) != n:
+            raise DPHMError(f"{path}: take array {k!r} missing or not of {n} frames")
+    if data["arkit"].shape[1] != 52 or tuple(data["arkit_names"]) != ARKIT_NAMES:
+        raise DPHMError(f"{path}: take ARKit weights must be the 52 Apple names in order")

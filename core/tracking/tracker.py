@@ -1,0 +1,250 @@
+"""The tracker: identity on keyframes, then per frame expression and pose, then windows.
+
+``Tracker.results(observations)`` is a generator of ``FrameResult`` (the live path: it
+buffers the first keyframes, fits the identity, then yields frame by frame);
+``track(source, ...)`` is the offline path: keyframes spread over the take, per-frame
+fitting warm started from a constant-velocity prediction, a joint pass over windows, and
+the take's arrays. Frames without a head are flagged (``found`` False, NaN error) and carry
+the last good state. ``timings`` holds seconds per stage.
+"""
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..errors import DPHMError
+from . import rigid
+from .arkit_map import ArkitMap
+from .fit import CodePrior, State, fit_frames
+from .preprocess import segment_head
+
+HEAD_RESIDUAL_MM = 4.5  # rigid fit median residual above which a blob is not a head
+LOST_MM = 4.0  # fit error above which the next frame restarts from the rigid search
+VELOCITY = 0.5  # share of the last frame's motion that the next frame's start continues
+FIRST_STEPS = 3  # a frame started from the rigid search gets this many times the steps
+
+
+@dataclass
+class FrameResult:
+    index: int
+    timestamp: float
+    state: State | None
+    fit_error_mm: float
+    found: bool
+    reason: str = ""
+    arkit: np.ndarray | None = None
+
+
+def load_prior_for(content, required=False):
+    """The default diffusion priors for this head model, or None when there are none."""
+    from ..paths import checkpoint_dir
+    from ..prior.regularizer import PriorRegularizer
+
+    if not required and not (checkpoint_dir() / "prior.pt").is_file():
+        return None
+    return PriorRegularizer.load(head_sha256=content["sha256"])
+
+
+class Tracker:
+    def __init__(self, model, content, preset, prior=None, seed=0):
+        self.model, self.content, self.preset, self.seed = model, content, preset, seed
+        self.prior = CodePrior(content, preset, prior)
+        self.arkit = ArkitMap.from_content(content)
+        self.neutral = content["codebooks"]["exp"][0].numpy()
+        self.timings = defaultdict(float)
+        self.z_id = None
+        self.history: list[State] = []
+        self.lost = True
+        with self.timed("template"):
+            self.template = rigid.mean_head(model, content["codebooks"]["id"].mean(0))
+
+    @contextmanager
+    def timed(self, stage):
+        t0 = time.perf_counter()
+        yield
+        self.timings[stage] += time.perf_counter() - t0
+
+    def observe(self, frame):
+        with self.timed("preprocess"):
+            return segment_head(frame, max_points=4 * self.preset.n_points, seed=frame.index)
+
+    def rigid_init(self, obs) -> State | None:
+        with self.timed("rigid"):
+            R, t, res = rigid.initial_pose(obs.points, self.template, seed=obs.index)
+        if res * 1000 > HEAD_RESIDUAL_MM:
+            return None
+        z = self.history[-1].z_exp if self.history else self.neutral
+        return State(z.copy(), R, t)
+
+    def fit_identity(self, observations) -> list:
+        """Fit the identity code on keyframes; returns the observations that were heads."""
+        inits = [(o, self.rigid_init(o)) for o in observations]
+        inits = [(o, s) for o, s in inits if s is not None]
+        if not inits:
+            return []
+        z_id = self.content["codebooks"]["id"].mean(0).numpy()
+        with self.timed("identity"):
+            self.z_id, _, _, _ = fit_frames(
+                self.model,
+                z_id,
+                [o for o, _ in inits],
+                [s for _, s in inits],
+                self.preset,
+                self.prior,
+                self.preset.id_steps,
+                fit_identity=True,
+                seed=self.seed,
+            )
+        return [o for o, _ in inits]
+
+    def _prediction(self) -> State:
+        """The last state moved on by half its last motion (a damped constant velocity)."""
+        last = self.history[-1]
+        if len(self.history) < 2:
+            return last
+        prev = self.history[-2]
+        w = Rotation.from_matrix(last.R @ prev.R.T).as_rotvec()
+        return State(
+            last.z_exp,
+            Rotation.from_rotvec(VELOCITY * w).as_matrix() @ last.R,
+            last.t + VELOCITY * (last.t - prev.t),
+        )
+
+    def step(self, obs) -> FrameResult:
+        """Fit one frame from the previous state (or from the rigid search when lost)."""
+        if not obs.found:
+            return self._flagged(obs, obs.reason)
+        if self.lost or not self.history:
+            init, before, steps = self.rigid_init(obs), None, FIRST_STEPS * self.preset.steps
+            if init is None:
+                return self._flagged(obs, "blob does not fit a head")
+        else:
+            init, before = self._prediction(), self.history[-1]
+            steps = self.preset.steps
+        with self.timed("fit"):
+            _, (state,), (err,), _ = fit_frames(
+                self.model,
+                self.z_id,
+                [obs],
+                [init],
+                self.preset,
+                self.prior,
+                steps,
+                before=before,
+                seed=self.seed + obs.index,
+            )
+        self.lost = err > LOST_MM
+        self.history = [*self.history[-1:], state]
+        with self.timed("arkit"):
+            arkit = self.arkit(state.z_exp)[0]
+        return FrameResult(obs.index, obs.timestamp, state, err, True, "", arkit)
+
+    def _flagged(self, obs, reason) -> FrameResult:
+        last = self.history[-1] if self.history else None
+        self.lost = True
+        arkit = self.arkit(last.z_exp)[0] if last else None
+        return FrameResult(obs.index, obs.timestamp, last, float("nan"), False, reason, arkit)
+
+    def results(self, observations):
+        """FrameResults for a stream of observations (fits the identity on the first
+        ``preset.keyframes`` heads unless it is already known)."""
+        pending = []
+        for obs in observations:
+            if self.z_id is not None:
+                yield self.step(obs)
+                continue
+            pending.append(obs)
+            if sum(o.found for o in pending) >= self.preset.keyframes:
+                if self.fit_identity([o for o in pending if o.found]):
+                    yield from (self.step(o) for o in pending)
+                    pending = []
+                else:
+                    yield from (self._flagged(o, o.reason or "no head") for o in pending)
+                    pending = []
+        if pending and self.fit_identity([o for o in pending if o.found]):
+            yield from (self.step(o) for o in pending)
+        else:
+            yield from (self._flagged(o, o.reason or "no head") for o in pending)
+
+    def refine(self, results, observations):
+        """Joint pass over windows of consecutive tracked frames (in place)."""
+        w = self.preset.window
+        if not w or not self.preset.window_steps:
+            return
+        by_index = {o.index: o for o in observations}
+        ok = [i for i, r in enumerate(results) if r.found]
+        for k in range(0, len(ok), w):
+            sel = ok[k : k + w]
+            before = results[sel[0] - 1].state if sel[0] > 0 and results[sel[0] - 1].found else None
+            nxt = sel[-1] + 1
+            after = results[nxt].state if nxt < len(results) and results[nxt].found else None
+            with self.timed("refine"):
+                _, states, errs, _ = fit_frames(
+                    self.model,
+                    self.z_id,
+                    [by_index[results[i].index] for i in sel],
+                    [results[i].state for i in sel],
+                    self.preset.but(early_stop_mm=0.0),
+                    self.prior,
+                    self.preset.window_steps,
+                    before=before,
+                    after=after,
+                    seed=self.seed + k,
+                )
+            for i, s, e in zip(sel, states, errs, strict=True):
+                results[i].state, results[i].fit_error_mm = s, e
+                results[i].arkit = self.arkit(s.z_exp)[0]
+
+
+def track(tracker: Tracker, frames, progress=None):
+    """Offline tracking of an iterable of DepthFrames; returns (results, take arrays)."""
+    observations = []
+    for f in frames:
+        observations.append(tracker.observe(f))
+        if progress:
+            progress(0)
+    heads = [o for o in observations if o.found]
+    if not heads:
+        reasons = sorted({o.reason for o in observations})
+        raise DPHMError(
+            f"no head in view in any of {len(observations)} frames ({'; '.join(reasons)})"
+        )
+    k = tracker.preset.keyframes
+    keys = [heads[i] for i in np.unique(np.linspace(0, len(heads) - 1, k).round().astype(int))]
+    if not tracker.fit_identity(keys):
+        raise DPHMError(
+            f"no head in view: the nearest blobs of {len(heads)} frames do not fit a head"
+        )
+    results = []
+    for r in tracker.results(observations):
+        results.append(r)
+        if progress:
+            progress(1)
+    tracker.refine(results, observations)
+    good = [r for r in results if r.found]
+    if not good:
+        raise DPHMError(f"no head in view: no frame of {len(results)} could be tracked")
+    return results, take_arrays(tracker, results)
+
+
+def take_arrays(tracker, results) -> dict:
+    """The take's per-frame arrays; frames before the first good one take its state."""
+    first = next(r for r in results if r.state is not None)
+    states = [r.state or first.state for r in results]
+    z_exp = np.stack([s.z_exp for s in states])
+    return {
+        "z_id": tracker.z_id,
+        "z_exp": z_exp,
+        "R": np.stack([s.R for s in states]),
+        "t": np.stack([s.t for s in states]),
+        "s": np.full(len(states), rigid.SCALE),
+        "timestamps": np.array([r.timestamp for r in results]),
+        "arkit": tracker.arkit(z_exp),
+        "fit_error_mm": np.array([r.fit_error_mm for r in results]),
+        "quality": tracker.preset.name,
+        "model_sha256": tracker.content["sha256"],
+    }
