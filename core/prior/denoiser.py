@@ -4,12 +4,12 @@ x -> Linear -> depth x [LayerNorm, scale/shift from the time embedding, Linear, 
 dropout, Linear] + skip -> LayerNorm -> Linear (zero-initialised) -> v.
 
 Why an MLP and not DPHMs' 1-D UNet: a code's dimensions have no order, so convolving
-along them imposes a locality that means nothing, and every dimension should see every
-other from the first layer. On the same budget (about 0.6M parameters, same steps) a
-1-D UNet (1 -> 32 -> 64 channels over the 64 code dimensions, two resolutions, FiLM time
-conditioning) trained on codes from a random 8-D manifold embedded in 64-D reached a
-higher held-out v loss (see ``core/prior/README`` in the model card, weights/prior.md)
-and ran about 4x slower per step on the CPU; the MLP is the default.
+along them imposes a locality that means nothing, while every dimension should see every
+other from the first layer. Measured on codes from a random 8-D manifold embedded in 64-D
+(768 to train, 2,000 held out; 1,500 steps of batch 256, one busy CPU thread): this MLP (width
+256, depth 4, 1.7M parameters) reached a held-out v loss of 0.62 at 51 ms per step; a 1-D
+UNet over the 64 code positions (32/64/128 channels, one down/up-sampling, GroupNorm,
+FiLM time conditioning, 0.38M parameters) reached 0.74 at 423 ms per step.
 """
 
 import math

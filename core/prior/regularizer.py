@@ -64,7 +64,7 @@ class PriorRegularizer:
                 continue
             parts[space] = prior_loss(
                 self.priors[space],
-                z.view(-1, z.shape[-1]),
+                z.reshape(-1, z.shape[-1]),
                 self.mode,
                 self.t_range,
                 self.samples,
