@@ -2,8 +2,8 @@
 
 The template is the model's mean head (canonical SDF of the mean identity code, meshed
 once, cut below the top as the segmentation cuts the neck). A coarse search over yaw and
-pitch of a face looking at the camera runs a few trimmed point-to-point ICP steps from
-each start; the best start is refined. The pose maps canonical to camera:
+pitch of a face looking at the camera runs a few trimmed ICP steps from
+each start (point-to-plane); the best start is refined. The pose maps canonical to camera:
 x_cam = s R x_can + t with s = ``SCALE`` (canonical units are 0.2 m; the canonical centre
 offset is folded into t).
 """
@@ -30,10 +30,10 @@ class Template:
 
 
 def mean_head(model, z_id, resolution=64) -> Template:
-    from ..geometry.meshing import mesh_sdf
+    from ..geometry.meshing import largest_component, mesh_sdf
     from ..geometry.sampling import vertex_normals
 
-    v, f = mesh_sdf(model.sdf_fn(z_id), resolution=resolution)
+    v, f = largest_component(*mesh_sdf(model.sdf_fn(z_id), resolution=resolution))
     n = vertex_normals(v, f).astype(np.float32)
     keep = v[:, 1] > v[:, 1].max() - HEAD_HEIGHT / SCALE  # the part segmentation keeps
     return Template(v[keep], n[keep])
@@ -56,18 +56,32 @@ def kabsch(src: np.ndarray, dst: np.ndarray):
     return R, md - R @ ms
 
 
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    a = np.linalg.norm(w)
+    if a < 1e-12:
+        return np.eye(3)
+    k = w / a
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(a) * K + (1 - np.cos(a)) * K @ K
+
+
 def icp(points, template: Template, R, t, iters=10, s=SCALE):
-    """Refined (R, t) and the median distance (metres) after trimmed point-to-point ICP."""
+    """Refined (R, t) and the median distance (metres) after trimmed point-to-plane ICP."""
     front = template.normals @ R.T
     vis = front[:, 2] < 0.2  # template points that can face the camera
     tree = cKDTree(template.vertices[vis])
-    tv = template.vertices[vis]
-    dist = np.full(len(points), np.inf)
+    tv, tn = template.vertices[vis], template.normals[vis]
     for _ in range(iters):
-        can = (points - t) @ R / s
-        dist, idx = tree.query(can)
+        dist, idx = tree.query((points - t) @ R / s)
         keep = dist <= np.quantile(dist, TRIM)
-        R, t = kabsch(s * tv[idx[keep]], points[keep])
+        p = points[keep]
+        q = s * tv[idx[keep]] @ R.T + t
+        m = tn[idx[keep]] @ R.T
+        a = np.hstack([np.cross(q, m), m])
+        b = np.einsum("nd,nd->n", p - q, m)
+        x = np.linalg.lstsq(a, b, rcond=None)[0]
+        dR = _rodrigues(x[:3])
+        R, t = dR @ R, dR @ t + x[3:]
     dist, _ = tree.query((points - t) @ R / s)
     return R, t, float(np.median(dist) * s)
 
