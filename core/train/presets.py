@@ -73,6 +73,6 @@ class PriorPreset:
 PRIOR_PRESETS = {
     "tiny": PriorPreset(width=64, depth=2, dropout=0.0, id_steps=200, exp_steps=200, batch=64),
     "default": PriorPreset(
-        width=256, depth=4, dropout=0.1, id_steps=6000, exp_steps=6000, batch=256
+        width=256, depth=4, dropout=0.2, id_steps=1000, exp_steps=3000, batch=256
     ),
 }
