@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from scipy.optimize import nnls
 from tqdm import tqdm
 
 from .errors import DPHMError
@@ -34,6 +32,8 @@ def blend_codes(targets, weights, codes, smooth=1e-2):
     (M, D) the entries. Per frame: non-negative mixing weights that sum to one and best
     reproduce the target, pulled by ``smooth`` toward the previous frame's mix.
     """
+    from scipy.optimize import nnls
+
     m = len(weights)
     a = np.vstack([weights.T, np.sqrt(smooth) * np.eye(m), 10.0 * np.ones((1, m))])
     prev = np.eye(m)[np.argmin(np.abs(weights).sum(1))]  # start from the most neutral entry
@@ -47,6 +47,8 @@ def blend_codes(targets, weights, codes, smooth=1e-2):
 
 def animate(model, content, identity, arkit, resolution):
     """Canonical mesh of one identity and its posed vertices per frame (canonical units)."""
+    import torch
+
     from .data.arkit import ICT_EXPRESSION_NAMES, ict_to_arkit_matrix
     from .geometry.inverse import invert_deformation
     from .geometry.meshing import largest_component, mesh_sdf

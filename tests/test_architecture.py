@@ -160,6 +160,18 @@ def test_core_runs_without_bpy():
     assert out["report"]["python"] == sys.version.split()[0]
 
 
+def test_cli_and_doctor_run_without_torch():
+    """Every command parses and ``doctor`` reports torch missing in a Python without torch."""
+    code = BLOCKED_RUN % (["torch"],)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["rc"] == 0 and out["loaded"] == []
+    assert out["report"]["modules"]["torch"] is None
+
+
 def test_bpy_side_is_not_imported_by_the_package_root():
     """``import dphm`` (what pip users and the CLI do) must not pull in the bpy side."""
     code = "import sys, dphm, dphm.core.cli; print(sorted(m for m in sys.modules if 'bpy' in m))"

@@ -74,11 +74,6 @@ class ICTFaceKit:
         m[NARROW_FACE[0] : NARROW_FACE[1]] = True
         return m
 
-    @cached_property
-    def landmarks68(self) -> np.ndarray:
-        """Multi-PIE 68 landmark vertex indices."""
-        return np.asarray(self.vertex_indices.get("idx_to_landmark_verts", []), np.int64)
-
 
 def default_path() -> Path | None:
     root = shared_data_dir()

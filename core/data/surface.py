@@ -38,7 +38,7 @@ class HeadTopology:
 
 
 @lru_cache(maxsize=4)
-def _topology(key: int, n: int, tris_bytes: bytes) -> HeadTopology:
+def _topology(n: int, tris_bytes: bytes) -> HeadTopology:
     tris = np.frombuffer(tris_bytes, np.int64).reshape(-1, 3)
     skin = tris[(tris < HEAD_NECK[1]).all(1)]
     eyes = tris[(tris >= EYEBALLS[0]).all(1) & (tris < EYEBALLS[1]).all(1)]
@@ -81,7 +81,7 @@ def _loop_kind(verts: np.ndarray) -> str:
 
 def topology(ict: ICTFaceKit) -> HeadTopology:
     tris = np.ascontiguousarray(ict.triangles, np.int64)
-    return _topology(id(ict), ict.n_vertices, tris.tobytes())
+    return _topology(ict.n_vertices, tris.tobytes())
 
 
 def closed_vertices(topo: HeadTopology, vertices: np.ndarray) -> np.ndarray:

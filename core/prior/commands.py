@@ -5,13 +5,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DPHMError
-from .sample import FORMATS, sample_codes, write_grid
+
+FORMATS = ("obj", "ply", "npz")
 
 
 def sample(args) -> int:
 
     from ..model.head import load_head
     from .latent import load_prior
+    from .sample import sample_codes, write_grid
 
     if args.identities < 1 or args.expressions < 0:
         raise DPHMError("--identities must be >= 1 and --expressions >= 0")

@@ -15,8 +15,6 @@ from ..data import corpus
 from ..geometry.io import write_obj, write_ply
 from ..geometry.meshing import mesh_sdf
 
-FORMATS = ("obj", "ply", "npz")
-
 
 def sample_codes(priors, n_id: int, n_exp: int, seed: int, sampler="ddim", steps=50):
     """(z_id (n_id, D), z_exp (n_exp, D)); each space has its own seeded stream."""

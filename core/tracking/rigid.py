@@ -47,15 +47,6 @@ def rotation(yaw: float, pitch: float) -> np.ndarray:
     return ry @ rx @ ICT_TO_CAMERA
 
 
-def kabsch(src: np.ndarray, dst: np.ndarray):
-    """(R, t) minimising |R src + t - dst|^2."""
-    ms, md = src.mean(0), dst.mean(0)
-    u, _, vt = np.linalg.svd((src - ms).T @ (dst - md))
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    R = vt.T @ np.diag([1, 1, d]) @ u.T
-    return R, md - R @ ms
-
-
 def _rodrigues(w: np.ndarray) -> np.ndarray:
     a = np.linalg.norm(w)
     if a < 1e-12:

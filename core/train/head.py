@@ -224,8 +224,8 @@ def train_head(
     exp_stage = ExpressionStage(model, id_stage.codes.weight.detach(), preset.n_expressions)
     state_path = out.with_name(out.name + ".train")
     start = {"phase": 0, "step": 0}
-    if resume and state_path.is_file():
-        st = torch.load(state_path, weights_only=False)
+    st = torch.load(state_path, weights_only=False) if resume and state_path.is_file() else {}
+    if st:
         id_stage.load_state_dict(st["id_stage"])
         exp_stage.load_state_dict(st["exp_stage"], strict=False)
         start = {"phase": st["phase"], "step": st["step"]}
@@ -247,7 +247,7 @@ def train_head(
             ]
         )
         base = [g["lr"] for g in opt.param_groups]
-        if phase == start["phase"] and "opt" in (st := _state(state_path, resume)):
+        if st.get("phase") == phase and "opt" in st:  # the optimizer saved mid-phase
             opt.load_state_dict(st["opt"])
         model.identity.requires_grad_(phase == 0)  # DDP syncs only what this phase trains
         model.expression.requires_grad_(phase == 1)
@@ -260,6 +260,7 @@ def train_head(
             initial=first,
             total=steps,
         )
+        parts = {}
         for step in bar:
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * _lr_factor(step, steps)
@@ -271,7 +272,8 @@ def train_head(
                 bar.set_postfix({k: f"{v.item():.2e}" for k, v in parts.items()})
             if rank == 0 and (step + 1) % 250 == 0:
                 _save_state(state_path, id_stage, exp_stage, opt, phase, step + 1)
-        log[["identity", "expression"][phase]] = {k: float(v) for k, v in parts.items()}
+        if parts:  # empty when resuming at the very end of a phase
+            log[["identity", "expression"][phase]] = {k: v.item() for k, v in parts.items()}
         start = {"phase": phase + 1, "step": 0}
         if rank == 0:
             _save_state(state_path, id_stage, exp_stage, None, phase + 1, 0)
@@ -283,10 +285,6 @@ def train_head(
         state_path.unlink(missing_ok=True)
     dist.teardown()
     return result
-
-
-def _state(path, resume):
-    return torch.load(path, weights_only=False) if resume and path.is_file() else {}
 
 
 def _save_state(path, id_stage, exp_stage, opt, phase, step):
