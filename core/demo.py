@@ -25,31 +25,12 @@ from .errors import DPHMError
 FPS = 30.0
 
 
-def blend_codes(targets, weights, codes, smooth=1e-2):
-    """(T, D) expression codes and (T, 52) fitted weights for target ARKit weights (T, 52).
-
-    ``weights`` (M, 52) are the ARKit weights each codebook entry was trained on, ``codes``
-    (M, D) the entries. Per frame: non-negative mixing weights that sum to one and best
-    reproduce the target, pulled by ``smooth`` toward the previous frame's mix.
-    """
-    from scipy.optimize import nnls
-
-    m = len(weights)
-    a = np.vstack([weights.T, np.sqrt(smooth) * np.eye(m), 10.0 * np.ones((1, m))])
-    prev = np.eye(m)[np.argmin(np.abs(weights).sum(1))]  # start from the most neutral entry
-    mixes = []
-    for target in targets:
-        prev, _ = nnls(a, np.concatenate([target, np.sqrt(smooth) * prev, [10.0]]))
-        mixes.append(prev)
-    mixes = np.stack(mixes)
-    return (mixes @ codes).astype(np.float32), (mixes @ weights).astype(np.float32)
-
-
 def animate(model, content, identity, arkit, resolution):
     """Canonical mesh of one identity and its posed vertices per frame (canonical units)."""
     import torch
 
     from .data.arkit import ICT_EXPRESSION_NAMES, ict_to_arkit_matrix
+    from .tracking.arkit_map import codes_for_arkit
     from .geometry.inverse import invert_deformation
     from .geometry.meshing import largest_component, mesh_sdf
 
@@ -62,7 +43,7 @@ def animate(model, content, identity, arkit, resolution):
         raise DPHMError("the checkpoint's identity SDF has no surface in the unit cube")
     to_arkit = ict_to_arkit_matrix(ICT_EXPRESSION_NAMES)
     exp_arkit = books["exp_weights"].float().numpy() @ to_arkit.T
-    z_exp, fitted = blend_codes(arkit, exp_arkit, books["exp"].float().numpy())
+    z_exp, fitted = codes_for_arkit(arkit, exp_arkit, books["exp"].float().numpy())
     posed, residual, x = [], [], None
     for z in tqdm(z_exp, desc="pose frames", unit="frame"):
         cond = model.condition(z_id.view(1, -1), torch.from_numpy(z).view(1, -1))
