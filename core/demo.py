@@ -30,9 +30,9 @@ def animate(model, content, identity, arkit, resolution):
     import torch
 
     from .data.arkit import ICT_EXPRESSION_NAMES, ict_to_arkit_matrix
-    from .tracking.arkit_map import codes_for_arkit
     from .geometry.inverse import invert_deformation
     from .geometry.meshing import largest_component, mesh_sdf
+    from .tracking.arkit_map import codes_for_arkit
 
     books = content["codebooks"]
     if identity >= len(books["id"]):
