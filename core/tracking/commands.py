@@ -45,7 +45,7 @@ def run_track(args) -> int:
         bar = tqdm(total=total, desc=f"track ({preset.name})", unit="frame")
         state = {"read": 0}
 
-        def progress(done):
+        def progress(done, _):
             if done:
                 bar.update(1)
             else:

@@ -201,12 +201,15 @@ class Tracker:
 
 
 def track(tracker: Tracker, frames, progress=None):
-    """Offline tracking of an iterable of DepthFrames; returns (results, take arrays)."""
+    """Offline tracking of an iterable of DepthFrames; returns (results, take arrays).
+
+    ``progress(0, frame)`` after each frame is read, ``progress(1, result)`` after each is
+    tracked (the FrameResult, before the joint refinement)."""
     observations = []
     for f in frames:
         observations.append(tracker.observe(f))
         if progress:
-            progress(0)
+            progress(0, f)
     heads = [o for o in observations if o.found]
     if not heads:
         reasons = sorted({o.reason for o in observations})
@@ -223,7 +226,7 @@ def track(tracker: Tracker, frames, progress=None):
     for r in tracker.results(observations):
         results.append(r)
         if progress:
-            progress(1)
+            progress(1, r)
     tracker.refine(results, observations)
     good = [r for r in results if r.found]
     if not good:

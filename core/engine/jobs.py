@@ -1,0 +1,354 @@
+"""The engine's commands: ``JOBS[name](ctx, **args) -> dict``, run by ``server``.
+
+Every job writes its outputs atomically to the paths it is given and returns a small
+JSON-able summary. ``ctx.progress`` both reports and is where a cancel takes effect.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DPHMError
+from .files import write_meshes, write_points
+
+
+def ping(ctx) -> dict:
+    import importlib.util
+    import sys
+
+    have = {m: importlib.util.find_spec(m) is not None for m in ("torch", "skimage", "av")}
+    return {"python": sys.version.split()[0], "executable": sys.executable, "modules": have}
+
+
+def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(points) <= n:
+        return points
+    return points[np.sort(np.random.default_rng(seed).choice(len(points), n, replace=False))]
+
+
+def _frame_range(spec, length):
+    from ..capture.commands import _frame_range
+
+    return _frame_range(spec, length)
+
+
+def probe(ctx, input) -> dict:
+    """What a depth source is: frame count, rate, intrinsics."""
+    from ..capture.opener import open_source
+
+    with open_source(input) as src:
+        return {
+            "input": str(input),
+            "length": src.length,
+            "fps": src.fps,
+            "intrinsics": src.intrinsics.to_dict() if src.intrinsics else None,
+        }
+
+
+def point_cache(ctx, input, out, max_points=20_000, frames=None) -> dict:
+    """Every frame of a recorded source as back-projected points (a scrubbable preview)."""
+    from ..capture.opener import open_source
+
+    if str(input).startswith("live:"):
+        raise DPHMError(f"{input}: a live camera has no frames to cache; use the live preview")
+    clouds, stamps = [], []
+    with open_source(input) as src:
+        rng = _frame_range(frames, src.length) or range(src.length or 0)
+        for k, f in enumerate(src):
+            if f.index >= rng.stop:
+                break
+            if f.index < rng.start:
+                continue
+            clouds.append(_subsample(f.points(), max_points, f.index))
+            stamps.append(f.timestamp)
+            ctx.progress(k + 1, len(rng), "read depth")
+        intr = src.intrinsics.to_dict()
+    if not clouds:
+        raise DPHMError(f"{input}: no depth frames in {frames or 'the recording'}")
+    write_points(out, clouds, stamps, intr)
+    return {"path": str(out), "frames": len(clouds), "intrinsics": intr, "fps": src.fps}
+
+
+def live(ctx, input, folder, record=None, max_points=20_000, seconds=None) -> dict:
+    """Stream a camera (``live:k4a``, ``live:realsense``) or replay a recording at its rate:
+    each frame's points go to ``folder`` (a ring of three files) with a ``preview`` event;
+    with ``record`` the frames are also written to that capture folder. Ends on ``stop``
+    (keeping the recording), ``cancel``, or after ``seconds``."""
+    from ..capture.folder import FolderWriter
+    from ..capture.opener import open_source
+
+    folder = Path(folder)
+    replay = not str(input).startswith("live:")
+    n, t0, writer = 0, time.monotonic(), None
+    with open_source(input) as src:
+        intr = src.intrinsics.to_dict()
+        if record:
+            writer = FolderWriter(record, src.intrinsics, src.fps)
+        try:
+            for f in src:
+                if ctx.stopping or (seconds and time.monotonic() - t0 >= seconds):
+                    break
+                if replay:  # pace a recording like a camera
+                    time.sleep(max(0.0, t0 + n / src.fps - time.monotonic()))
+                if writer:
+                    writer.write(f)
+                path = folder / f"live_{n % 3}.npz"
+                write_points(path, [_subsample(f.points(), max_points, n)], [f.timestamp], intr)
+                n += 1
+                ctx.progress(n, None, "live", f"{n} frames" + (" recorded" if writer else ""))
+                ctx.preview(path, frame=f.index)
+        finally:
+            if writer:
+                writer.close()
+    return {"frames": n, "record": str(record) if record else None, "intrinsics": intr}
+
+
+def simulate(
+    ctx,
+    out,
+    identity_seed=0,
+    sequence="talking",
+    frames=90,
+    noise="kinect",
+    motion="normal",
+    seed=0,
+) -> dict:
+    """A simulated Azure Kinect take of an ICT-FaceKit performer (capture folder or .mkv)."""
+    from ..capture.simulate import expression_track
+    from ..capture.simulate import simulate as run
+    from ..data.ict import load_ict
+
+    try:
+        ict = load_ict()
+    except DPHMError as e:
+        raise DPHMError(f"the simulated performer is an ICT-FaceKit head, not found: {e}") from e
+    arkit = expression_track(sequence, None, frames, 30.0)
+    done = []
+
+    def step(_):
+        done.append(1)
+        ctx.progress(len(done), len(arkit), "simulate")
+
+    gt = run(out, ict, arkit, identity_seed, seed, 30.0, motion, False, step, noise=noise)
+    return {"path": str(out), "ground_truth": str(gt), "frames": len(arkit)}
+
+
+class _Preview:
+    """The fitted head, posed and placed, written for Blender about twice a second."""
+
+    def __init__(self, ctx, model, folder, resolution, every=0.5):
+        self.ctx, self.model, self.folder = ctx, model, Path(folder)
+        self.resolution, self.every = resolution, every
+        self.rest = self.prev = None
+        self.last, self.count = 0.0, 0
+
+    def __call__(self, tracker, result) -> None:
+        import torch
+
+        from ..geometry.inverse import invert_deformation
+        from ..tracking.bake import rest_mesh
+        from ..tracking.rigid import SCALE
+
+        if result.state is None or tracker.z_id is None:
+            return
+        if time.monotonic() - self.last < self.every:
+            return
+        if self.rest is None:
+            self.rest = rest_mesh(self.model, tracker.z_id, self.resolution)
+        z_id = torch.as_tensor(tracker.z_id, dtype=torch.float32).view(1, -1)
+        z = torch.as_tensor(result.state.z_exp, dtype=torch.float32).view(1, -1)
+        with torch.no_grad():
+            cond = self.model.condition(z_id, z)
+        self.prev, _ = invert_deformation(
+            self.model, cond, self.rest[0], init=self.prev, strict=False
+        )
+        v = SCALE * self.prev @ result.state.R.T + result.state.t
+        path = self.folder / f"head_{self.count % 3}.npz"
+        write_meshes(path, [(v, self.rest[1])])
+        self.count += 1
+        self.last = time.monotonic()
+        self.ctx.preview(path, frame=result.index, fit_error_mm=result.fit_error_mm)
+
+
+def track(
+    ctx,
+    input,
+    out,
+    quality="balanced",
+    frames=None,
+    prior_strength=1.0,
+    model=None,
+    preview_folder=None,
+    preview_resolution=48,
+) -> dict:
+    """Track a recording into a take (``out``); previews the fitted head while it runs."""
+    from ..capture.opener import open_source
+    from ..model.head import load_head
+    from ..tracking.presets import get_preset
+    from ..tracking.take import write_take
+    from ..tracking.tracker import Tracker, load_prior_for
+    from ..tracking.tracker import track as run
+
+    if str(input).startswith("live:"):
+        raise DPHMError(f"{input}: record first, then track the recording")
+    if not 0.0 <= float(prior_strength) <= 10.0:
+        raise DPHMError(f"prior strength {prior_strength}: must be within 0 to 10")
+    preset = get_preset(quality)
+    preset = preset.but(
+        w_prior_id=preset.w_prior_id * prior_strength,
+        w_prior_exp=preset.w_prior_exp * prior_strength,
+    )
+    net, content = load_head(model)
+    prior = load_prior_for(content) if prior_strength > 0 else None
+    tracker = Tracker(net, content, preset, prior)
+    preview = _Preview(ctx, net, preview_folder, preview_resolution) if preview_folder else None
+    t0 = time.monotonic()
+    with open_source(input) as src:
+        rng = _frame_range(frames, src.length) or range(src.length or 0)
+        count = {0: 0, 1: 0}
+
+        def progress(done, item):
+            count[done] += 1
+            if done:
+                err = item.fit_error_mm
+                ctx.progress(
+                    count[1],
+                    len(rng),
+                    "track",
+                    f"frame {item.index}: " + (f"{err:.2f} mm" if item.found else "no head"),
+                )
+                if preview:
+                    preview(tracker, item)
+            else:
+                ctx.progress(count[0], len(rng), "read")
+
+        def chosen():
+            for f in src:
+                if f.index >= rng.stop:
+                    break
+                if f.index >= rng.start:
+                    yield f
+
+        results, arrays = run(tracker, chosen(), progress)
+        intr = src.intrinsics.to_dict()
+    ctx.check()
+    write_take(out, intrinsics=intr, source=str(input), **arrays)
+    seconds = time.monotonic() - t0
+    err = arrays["fit_error_mm"]
+    return {
+        "take": str(out),
+        "frames": len(results),
+        "lost": int(sum(not r.found for r in results)),
+        "seconds": seconds,
+        "fps": len(results) / seconds,
+        "fit_error_mm": float(np.nanmedian(err)) if np.isfinite(err).any() else None,
+        "first_frame": rng.start,
+    }
+
+
+def bake(
+    ctx, take, out, resolution=128, arkit_shapes=True, meshes=None, meshes_resolution=96, model=None
+) -> dict:
+    """A take to a bake file (fixed topology frames, ARKit shapes) and, with ``meshes``, a
+    mesh list of per-frame marching-cubes surfaces (varying topology)."""
+    from ..model.head import load_head
+    from ..tracking.bake import bake_take, frame_meshes, write_bake
+    from ..tracking.take import read_take
+
+    data = read_take(take)
+    net, content = load_head(model)
+    if content["sha256"] != data["model_sha256"]:
+        raise DPHMError(
+            f"{take}: tracked with head model {data['model_sha256'][:12]}, "
+            f"not {content['sha256'][:12]}"
+        )
+    result = bake_take(
+        net, content, data, resolution, arkit_shapes, lambda d, n: ctx.progress(d, n, "pose frames")
+    )
+    write_bake(out, result)
+    summary = {
+        "bake": str(out),
+        "frames": len(result["frames"]),
+        "vertices": len(result["rest"]),
+        "residual_mm_max": float(result["residual_mm"].max()),
+    }
+    if meshes:
+        series, n = [], len(data["z_exp"])
+        for i, m in enumerate(frame_meshes(net, data, meshes_resolution)):
+            series.append(m)
+            ctx.progress(i + 1, n, "mesh frames")
+        write_meshes(meshes, series)
+        summary["meshes"] = str(meshes)
+    return summary
+
+
+def _ict_metres(v):
+    from ..data.corpus import from_canonical
+
+    return from_canonical(v)
+
+
+def sample(ctx, out, identities=4, expressions=0, seed=0, steps=50, resolution=128) -> dict:
+    """Heads from the priors: each identity neutral then with each expression, as a mesh
+    list in metres (ICT frame) with their codes."""
+    from ..model.head import load_head
+    from ..prior.latent import load_prior
+    from ..prior.sample import sample_codes
+
+    net, content = load_head()
+    priors, _ = load_prior(None, content["sha256"])
+    z_id, z_exp = (
+        z.numpy() for z in sample_codes(priors, identities, expressions, seed, "ddim", steps)
+    )
+    heads = [(i, e) for i in z_id for e in [None, *z_exp]]
+    return _decode(ctx, net, heads, out, resolution, grid=(identities, 1 + expressions))
+
+
+def decode(ctx, out, heads, resolution=128) -> dict:
+    """Meshes for given codes: ``heads`` is a list of {"z_id": [...], "z_exp": [...]|None}."""
+    from ..model.head import load_head
+
+    net, _ = load_head()
+    pairs = [
+        (
+            np.asarray(h["z_id"], np.float32),
+            None if h.get("z_exp") is None else np.asarray(h["z_exp"], np.float32),
+        )
+        for h in heads
+    ]
+    return _decode(ctx, net, pairs, out, resolution, grid=(len(pairs), 1))
+
+
+def _decode(ctx, net, heads, out, resolution, grid) -> dict:
+    from ..geometry.meshing import largest_component, mesh_sdf
+
+    meshes = []
+    for k, (zi, ze) in enumerate(heads):
+        v, f = largest_component(*mesh_sdf(net.sdf_fn(zi, ze), resolution=resolution))
+        meshes.append((_ict_metres(v), f))
+        ctx.progress(k + 1, len(heads), "mesh heads")
+    d_exp = next((len(e) for _, e in heads if e is not None), 0)
+    z_exp = np.stack([np.zeros(d_exp, np.float32) if e is None else e for _, e in heads])
+    write_meshes(
+        out,
+        meshes,
+        z_id=np.stack([i for i, _ in heads]),
+        z_exp=z_exp,
+        has_exp=np.array([e is not None for _, e in heads]),
+        grid=np.array(grid),
+    )
+    return {"path": str(out), "heads": len(meshes)}
+
+
+JOBS = {
+    "ping": ping,
+    "probe": probe,
+    "point_cache": point_cache,
+    "live": live,
+    "simulate": simulate,
+    "track": track,
+    "bake": bake,
+    "sample": sample,
+    "decode": decode,
+}
