@@ -4,6 +4,7 @@ Every job writes its outputs atomically to the paths it is given and returns a s
 JSON-able summary. ``ctx.progress`` both reports and is where a cancel takes effect.
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -256,6 +257,10 @@ def bake(
     from ..tracking.bake import bake_take, frame_meshes, write_bake
     from ..tracking.take import read_take
 
+    out, meshes = Path(out), meshes and Path(meshes)
+    stamp = {"resolution": resolution, "meshes_resolution": meshes_resolution}
+    if _reusable(out, take, stamp, arkit_shapes) and (not meshes or _reusable(meshes, take)):
+        return {"bake": str(out), "meshes": str(meshes) if meshes else None, "reused": True}
     data = read_take(take)
     net, content = load_head(model)
     if content["sha256"] != data["model_sha256"]:
@@ -266,7 +271,7 @@ def bake(
     result = bake_take(
         net, content, data, resolution, arkit_shapes, lambda d, n: ctx.progress(d, n, "pose frames")
     )
-    write_bake(out, result)
+    write_bake(out, {**result, "settings": np.array(json.dumps(stamp))})
     summary = {
         "bake": str(out),
         "frames": len(result["frames"]),
@@ -281,6 +286,17 @@ def bake(
         write_meshes(meshes, series)
         summary["meshes"] = str(meshes)
     return summary
+
+
+def _reusable(path: Path, take, stamp=None, arkit_shapes=False) -> bool:
+    """An earlier bake output, newer than the take and made with the same settings."""
+    if not path.is_file() or path.stat().st_mtime < Path(take).stat().st_mtime:
+        return False
+    if stamp is None:
+        return True
+    with np.load(path, allow_pickle=False) as z:
+        same = "settings" in z.files and json.loads(str(z["settings"])) == stamp
+        return same and (not arkit_shapes or len(z["arkit_shapes"]) == 52)
 
 
 def _ict_metres(v):

@@ -1,0 +1,93 @@
+"""The scene's DPHM settings (``scene.dphm``): what the Capture, Track, Bake and Sample
+panels show, and the files of the current work, kept relative to the .blend (``//``)."""
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+from bpy.types import PropertyGroup
+
+from ..core.capture.sequences import NAMES
+
+# Blender 4.5+ warns on "//" paths unless the property says it takes them.
+_PATH = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else set()
+SOURCES = (
+    ("FILE", "Recording", "An Azure Kinect .mkv, RealSense .bag or Record3D .r3d file"),
+    ("FOLDER", "Capture folder", "A DPHM capture folder (depth PNGs + intrinsics.json)"),
+    ("K4A", "Azure Kinect (live)", "Azure Kinect or Orbbec Femto through pyk4a"),
+    ("REALSENSE", "RealSense (live)", "Intel RealSense through pyrealsense2"),
+    ("SIMULATED", "Simulated performer", "A simulated Azure Kinect take of an ICT-FaceKit head"),
+)
+QUALITIES = (
+    ("preview", "Preview", "Fast: fewer points and steps, no joint refinement"),
+    ("balanced", "Balanced", "The default: accurate at a few frames per second"),
+    ("best", "Best", "Slow: many points and steps, long refinement windows"),
+)
+MOTIONS = (
+    ("OBJECT", "Object keyframes", "Head motion as keyframes on the object"),
+    ("GEOMETRY", "Baked into geometry", "Head motion in the vertices; the object stays still"),
+)
+
+
+class DPHM_SceneSettings(PropertyGroup):
+    source: EnumProperty(name="Source", items=SOURCES, default="SIMULATED")
+    source_file: StringProperty(name="File", subtype="FILE_PATH", default="", options=_PATH)
+    source_folder: StringProperty(name="Folder", subtype="DIR_PATH", default="", options=_PATH)
+    sim_identity: IntProperty(name="Identity seed", default=0, min=0)
+    sim_sequence: EnumProperty(
+        name="Sequence", items=[(n, n.title(), f"ARKit sequence '{n}'") for n in NAMES]
+    )
+    sim_frames: IntProperty(name="Frames", default=60, min=2, max=3000)
+    preview_points: IntProperty(
+        name="Preview points", description="Depth points shown per frame", default=20000,
+        min=1000, max=400000,
+    )  # fmt: skip
+    point_cache: StringProperty(name="Point cache", subtype="FILE_PATH", default="", options=_PATH)
+    first_frame: IntProperty(
+        name="First frame", description="Blender frame that shows capture frame 0", default=1
+    )
+    capture_path: StringProperty(
+        name="Capture", description="The depth source being previewed and tracked",
+        subtype="FILE_PATH", default="", options=_PATH,
+    )  # fmt: skip
+
+    quality: EnumProperty(name="Quality", items=QUALITIES, default="balanced")
+    use_range: BoolProperty(name="Frame range", default=False)
+    range_start: IntProperty(name="Start", default=0, min=0)
+    range_end: IntProperty(name="End", default=60, min=1)
+    prior_strength: FloatProperty(
+        name="Prior strength",
+        description="Weight of the diffusion priors against the depth (0: no prior)",
+        default=1.0, min=0.0, max=10.0, soft_max=4.0,
+    )  # fmt: skip
+    take: StringProperty(name="Take", subtype="FILE_PATH", default="", options=_PATH)
+    take_first_frame: IntProperty(name="Take's first capture frame", default=0, min=0)
+
+    motion: EnumProperty(name="Head motion", items=MOTIONS, default="OBJECT")
+    resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)
+    alembic_resolution: IntProperty(name="Alembic resolution", default=96, min=32, max=384)
+
+    sample_identities: IntProperty(name="Identities", default=4, min=1, max=64)
+    sample_expressions: IntProperty(name="Expressions", default=0, min=0, max=16)
+    sample_seed: IntProperty(name="Seed", default=0, min=0)
+    sample_steps: IntProperty(name="DDIM steps", default=50, min=1, max=1000)
+    sample_resolution: IntProperty(name="Resolution", default=128, min=32, max=384)
+    sample_spacing: FloatProperty(name="Spacing", default=0.3, min=0.05, unit="LENGTH")
+    interpolation_steps: IntProperty(name="In-betweens", default=5, min=1, max=32)
+
+
+CLASSES = (DPHM_SceneSettings,)
+
+
+def register() -> None:
+    bpy.types.Scene.dphm = PointerProperty(type=DPHM_SceneSettings)
+
+
+def unregister() -> None:
+    if hasattr(bpy.types.Scene, "dphm"):
+        del bpy.types.Scene.dphm

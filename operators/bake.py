@@ -1,0 +1,90 @@
+"""Bake panel operator: a take as shape keys, ARKit keys, a PC2 mesh cache or Alembic."""
+
+from bpy.props import EnumProperty
+from bpy.types import Operator
+
+from ..core.errors import DPHMError
+from ..core.tracking.bake import read_bake
+from ..dphm_blender import bake as writers
+from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, work_dir
+
+KINDS = (
+    ("SHAPE_KEYS", "Shape keys", "One shape key per frame on a fixed-topology head"),
+    ("ARKIT", "ARKit-52 keys", "The 52 ARKit shapes as shape keys, keyed with the take's weights"),
+    ("MESH_CACHE", "Mesh cache (PC2)", "A .pc2 point cache beside the .blend, Mesh Cache modifier"),
+    ("ALEMBIC", "Alembic", "Per-frame meshes (varying topology) in an .abc, Mesh Sequence Cache"),
+)
+
+
+class DPHM_OT_bake(EngineOperator, Operator):
+    """Bake the scene's take into Blender geometry"""
+
+    bl_idname = "dphm.bake"
+    bl_label = "Bake"
+    bl_options = {"REGISTER", "UNDO"}
+
+    kind: EnumProperty(name="As", items=KINDS, default="SHAPE_KEYS")
+
+    @classmethod
+    def poll(cls, context):
+        s = getattr(context.scene, "dphm", None)
+        if s is None or not s.take:
+            cls.poll_message_set("Track a capture first (Track panel)")
+            return False
+        return True
+
+    @classmethod
+    def description(cls, context, props):
+        return dict((k, d) for k, _, d in KINDS)[props.kind]
+
+    def first_job(self, context):
+        s = context.scene.dphm
+        take = absolute(s.take)
+        if not take.is_file():
+            raise DPHMError(f"{take}: the take file is missing")
+        folder = work_dir(context)
+        self._take = take
+        meshes = folder / f"{take.stem}.meshes_r{s.alembic_resolution}.npz"
+        return engine_for(context).submit(
+            "bake", take=str(take), out=str(folder / f"{take.stem}.bake_r{s.resolution}.npz"),
+            resolution=s.resolution, arkit_shapes=self.kind == "ARKIT",
+            meshes=str(meshes) if self.kind == "ALEMBIC" else None,
+            meshes_resolution=s.alembic_resolution,
+        )  # fmt: skip
+
+    def next_job(self, context, job):
+        from ..core.engine.files import read_meshes
+
+        s = context.scene.dphm
+        data = read_bake(job.result["bake"])
+        first = s.first_frame + s.take_first_frame
+        motion = s.motion.lower()
+        stem = self._take.stem
+        if self.kind == "SHAPE_KEYS":
+            obj = writers.bake_frame_keys(data, f"DPHM {stem}", first, motion)
+        elif self.kind == "ARKIT":
+            obj = writers.bake_arkit_keys(data, f"DPHM {stem} ARKit", first, "object")
+        elif self.kind == "MESH_CACHE":
+            pc2 = work_dir(context) / f"{stem}.pc2"
+            obj = writers.bake_mesh_cache(data, pc2, f"DPHM {stem} cache", first, motion)
+        else:
+            meshes, _ = read_meshes(job.result["meshes"])
+            abc = work_dir(context) / f"{stem}.abc"
+            obj = writers.bake_alembic(meshes, abc, data["fps"], first, f"DPHM {stem} Alembic",
+                                       writers.world_matrices(data), motion)  # fmt: skip
+        scene = context.scene
+        scene.frame_start, scene.frame_end = first, first + len(data["frames"]) - 1
+        for o in context.view_layer.objects:
+            o.select_set(False)
+        obj.select_set(True)
+        context.view_layer.objects.active = obj
+        res = float(data["residual_mm"].max())
+        self.report(
+            {"INFO"},
+            f"DPHM: baked {len(data['frames'])} frames as {self.kind.lower()}"
+            f" ({len(data['rest'])} vertices, inverse residual <= {res:.3f} mm)",
+        )
+        return None
+
+
+CLASSES = (DPHM_OT_bake,)

@@ -1,0 +1,173 @@
+"""Capture panel operators: preview a source (scrubbable, or live) and record a camera."""
+
+import time
+
+from bpy.types import Operator
+
+from ..core.errors import DPHMError
+from ..dphm_blender import capture_view
+from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
+
+LIVE = {"K4A": "live:k4a", "REALSENSE": "live:realsense"}
+_stop_requested: set[str] = set()  # operator ids asked to stop by the Stop button
+running: set[str] = set()  # live operators running now (the panel shows Stop)
+
+
+def source_input(settings) -> str:
+    """The engine's input spec for the chosen recorded source."""
+    if settings.source == "FILE":
+        path = absolute(settings.source_file)
+        if not settings.source_file or not path.is_file():
+            raise DPHMError(f"{path or 'no file chosen'}: choose an .mkv, .bag or .r3d recording")
+        return str(path)
+    if settings.source == "FOLDER":
+        path = absolute(settings.source_folder)
+        if not settings.source_folder or not path.is_dir():
+            raise DPHMError(f"{path or 'no folder chosen'}: choose a capture folder")
+        return str(path)
+    return LIVE.get(settings.source, "")
+
+
+class DPHM_OT_capture_preview(EngineOperator, Operator):
+    """Show the source's depth as a point cloud through its camera (scrub the timeline for
+    recordings; live for cameras, until Esc or Stop)"""
+
+    bl_idname = "dphm.capture_preview"
+    bl_label = "Preview"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and cls.bl_idname not in running
+
+    def first_job(self, context):
+        s = context.scene.dphm
+        self._folder = work_dir(context)
+        if s.source in LIVE:
+            running.add(self.bl_idname)
+            _stop_requested.discard(self.bl_idname)
+            return engine_for(context).submit(
+                "live", input=LIVE[s.source], folder=str(self._folder / "live"),
+                max_points=s.preview_points,
+            )  # fmt: skip
+        if s.source == "SIMULATED":
+            out = self._folder / f"simulated_{s.sim_sequence}_id{s.sim_identity}"
+            return engine_for(context).submit(
+                "simulate", out=str(out), identity_seed=s.sim_identity,
+                sequence=s.sim_sequence, frames=s.sim_frames,
+            )  # fmt: skip
+        return self._cache(context, source_input(s))
+
+    def _cache(self, context, spec: str):
+        self._input = spec
+        name = absolute(spec).name or "capture"
+        return engine_for(context).submit(
+            "point_cache", input=spec, out=str(self._folder / f"{name}.points.npz"),
+            max_points=context.scene.dphm.preview_points,
+        )  # fmt: skip
+
+    def tick(self, context):
+        if self.bl_idname in _stop_requested:
+            _stop_requested.discard(self.bl_idname)
+            self._job.stop()
+        return super().tick(context)
+
+    def modal(self, context, event):
+        if self._job.cmd == "live" and event.type == "ESC" and event.value == "PRESS":
+            self._job.stop()  # Esc ends a live preview like Stop
+            return {"RUNNING_MODAL"}
+        return super().modal(context, event)
+
+    def on_preview(self, context, event):
+        capture_view.show_live(context.scene, event["path"])
+
+    def next_job(self, context, job):
+        s = context.scene.dphm
+        if job.cmd == "simulate":
+            return self._cache(context, job.result["path"])
+        if job.cmd == "live":
+            running.discard(self.bl_idname)
+            self.report({"INFO"}, f"DPHM: live preview ended after {job.result['frames']} frames")
+            return None
+        n = capture_view.load_point_cache(context.scene, absolute(job.result["path"]))
+        s.capture_path = relative(self._input)
+        self.report({"INFO"}, f"DPHM: {n} depth frames from {self._input}")
+        return None
+
+    def cleanup(self, context):
+        running.discard(self.bl_idname)
+
+
+class DPHM_OT_record(EngineOperator, Operator):
+    """Record the live camera to a capture folder beside the .blend (Stop or Esc ends it)"""
+
+    bl_idname = "dphm.record"
+    bl_label = "Record"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        s = getattr(context.scene, "dphm", None)
+        if s is None or s.source not in LIVE:
+            cls.poll_message_set("Choose a live camera as the source")
+            return False
+        return cls.bl_idname not in running
+
+    def first_job(self, context):
+        s = context.scene.dphm
+        folder = work_dir(context)
+        self._out = folder / time.strftime("recording_%Y%m%d_%H%M%S")
+        running.add(self.bl_idname)
+        _stop_requested.discard(self.bl_idname)
+        return engine_for(context).submit(
+            "live", input=LIVE[s.source], folder=str(folder / "live"), record=str(self._out),
+            max_points=s.preview_points,
+        )  # fmt: skip
+
+    tick = DPHM_OT_capture_preview.tick
+
+    def modal(self, context, event):
+        if self._job.cmd == "live" and event.type == "ESC" and event.value == "PRESS":
+            self._job.stop()  # a recording is kept when Esc ends it
+            return {"RUNNING_MODAL"}
+        return super().modal(context, event)
+
+    def on_preview(self, context, event):
+        capture_view.show_live(context.scene, event["path"])
+
+    def next_job(self, context, job):
+        s = context.scene.dphm
+        if job.cmd == "live":
+            running.discard(self.bl_idname)
+            if not job.result["frames"]:
+                raise DPHMError("the camera delivered no frames; nothing was recorded")
+            s.source, s.source_folder = "FOLDER", relative(job.result["record"])
+            self._input = job.result["record"]
+            self._folder = work_dir(context)
+            return DPHM_OT_capture_preview._cache(self, context, self._input)
+        n = capture_view.load_point_cache(context.scene, absolute(job.result["path"]))
+        s.capture_path = relative(self._input)
+        self.report({"INFO"}, f"DPHM: recorded {n} frames to {self._input}")
+        return None
+
+    def cleanup(self, context):
+        running.discard(self.bl_idname)
+
+
+class DPHM_OT_stop_live(Operator):
+    """Stop the live preview or the recording (a recording is kept)"""
+
+    bl_idname = "dphm.stop_live"
+    bl_label = "Stop"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        return bool(running)
+
+    def execute(self, context):
+        _stop_requested.update(running)
+        return {"FINISHED"}
+
+
+CLASSES = (DPHM_OT_capture_preview, DPHM_OT_record, DPHM_OT_stop_live)

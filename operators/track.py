@@ -1,0 +1,72 @@
+"""Track panel operator: track the previewed capture into a take beside the .blend."""
+
+from bpy.types import Operator
+
+from ..core.errors import DPHMError
+from ..dphm_blender import capture_view
+from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
+
+
+def next_take_path(folder):
+    n = 1
+    while (folder / f"take_{n:03d}.npz").exists():
+        n += 1
+    return folder / f"take_{n:03d}.npz"
+
+
+class DPHM_OT_track(EngineOperator, Operator):
+    """Track the head in the capture with the diffusion-regularised head model; the fitted
+    head shows over the depth points while it runs, the take is stored beside the .blend"""
+
+    bl_idname = "dphm.track"
+    bl_label = "Track"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        s = getattr(context.scene, "dphm", None)
+        if s is None or not s.capture_path:
+            cls.poll_message_set("Preview or record a capture first (Capture panel)")
+            return False
+        return True
+
+    def first_job(self, context):
+        s = context.scene.dphm
+        source = absolute(s.capture_path)
+        if not source.exists():
+            raise DPHMError(f"{source}: the capture is gone; preview a source again")
+        folder = work_dir(context)
+        self._out = next_take_path(folder)
+        frames = f"{s.range_start}:{s.range_end}" if s.use_range else None
+        if s.use_range and s.range_end <= s.range_start:
+            raise DPHMError(f"frame range {frames}: the end must come after the start")
+        return engine_for(context).submit(
+            "track", input=str(source), out=str(self._out), quality=s.quality, frames=frames,
+            prior_strength=s.prior_strength, preview_folder=str(folder / "preview"),
+        )  # fmt: skip
+
+    def on_preview(self, context, event):
+        scene = context.scene
+        capture_view.show_head(scene, event["path"])
+        scene.frame_current = scene.dphm.first_frame + int(event.get("frame", 0))
+        capture_view.show_cache_frame(scene)
+
+    def cleanup(self, context):
+        capture_view.remove_object(capture_view.HEAD_PREVIEW)
+
+    def next_job(self, context, job):
+        s, r = context.scene.dphm, job.result
+        self.cleanup(context)
+        s.take, s.take_first_frame = relative(r["take"]), int(r.get("first_frame", 0))
+        err = r["fit_error_mm"]
+        self.report(
+            {"INFO"},
+            f"DPHM: tracked {r['frames']} frames at {r['fps']:.2f} fps"
+            + (f", median fit {err:.2f} mm" if err is not None else "")
+            + (f", {r['lost']} without a head" if r["lost"] else "")
+            + f" -> {r['take']}",
+        )
+        return None
+
+
+CLASSES = (DPHM_OT_track,)

@@ -1,0 +1,110 @@
+"""The "DPHM" tab of the 3D view's sidebar: Capture, Track, Bake and Sample panels."""
+
+from bpy.types import Panel
+
+from ..dphm_blender import engine
+from ..operators import capture
+
+
+class _DPHMPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "DPHM"
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.scene, "dphm", None) is not None
+
+
+class DPHM_PT_capture(_DPHMPanel, Panel):
+    bl_label = "Capture"
+
+    def draw(self, context):
+        s, layout = context.scene.dphm, self.layout
+        layout.prop(s, "source")
+        if s.source == "FILE":
+            layout.prop(s, "source_file")
+        elif s.source == "FOLDER":
+            layout.prop(s, "source_folder")
+        elif s.source == "SIMULATED":
+            col = layout.column(align=True)
+            col.prop(s, "sim_sequence")
+            col.prop(s, "sim_identity")
+            col.prop(s, "sim_frames")
+        layout.prop(s, "preview_points")
+        row = layout.row(align=True)
+        if capture.running:
+            row.operator("dphm.stop_live", icon="SNAP_FACE")
+        else:
+            row.operator("dphm.capture_preview", icon="HIDE_OFF")
+            if s.source in capture.LIVE:
+                row.operator("dphm.record", icon="REC")
+        if s.capture_path:
+            layout.label(text=f"Capture: {s.capture_path}", icon="FILE_MOVIE")
+        if not context.blend_data.filepath:
+            layout.label(text="Save the .blend first: files go beside it", icon="ERROR")
+
+
+class DPHM_PT_track(_DPHMPanel, Panel):
+    bl_label = "Track"
+
+    def draw(self, context):
+        s, layout = context.scene.dphm, self.layout
+        layout.prop(s, "quality")
+        layout.prop(s, "prior_strength", slider=True)
+        row = layout.row(align=True)
+        row.prop(s, "use_range", text="")
+        sub = row.row(align=True)
+        sub.active = s.use_range
+        sub.prop(s, "range_start")
+        sub.prop(s, "range_end")
+        layout.operator("dphm.track", icon="TRACKING")
+        if s.take:
+            layout.prop(s, "take")
+        eng = engine._engine
+        if eng is not None and eng.jobs:
+            for job in list(eng.jobs.values()):
+                layout.label(text=job.status(), icon="SORTTIME")
+
+
+class DPHM_PT_bake(_DPHMPanel, Panel):
+    bl_label = "Bake"
+
+    def draw(self, context):
+        s, layout = context.scene.dphm, self.layout
+        col = layout.column(align=True)
+        col.prop(s, "resolution")
+        col.prop(s, "alembic_resolution")
+        layout.prop(s, "motion")
+        col = layout.column(align=True)
+        for kind, label, icon in (
+            ("SHAPE_KEYS", "Shape keys", "SHAPEKEY_DATA"),
+            ("ARKIT", "ARKit-52 keys", "MONKEY"),
+            ("MESH_CACHE", "Mesh cache (PC2)", "MOD_MESHDEFORM"),
+            ("ALEMBIC", "Alembic", "FILE_CACHE"),
+        ):
+            col.operator("dphm.bake", text=label, icon=icon).kind = kind
+
+
+class DPHM_PT_sample(_DPHMPanel, Panel):
+    bl_label = "Sample"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s, layout = context.scene.dphm, self.layout
+        col = layout.column(align=True)
+        col.prop(s, "sample_identities")
+        col.prop(s, "sample_expressions")
+        col = layout.column(align=True)
+        col.prop(s, "sample_seed")
+        col.prop(s, "sample_steps")
+        col.prop(s, "sample_resolution")
+        layout.prop(s, "sample_spacing")
+        layout.operator("dphm.sample_heads", icon="COMMUNITY")
+        row = layout.row(align=True)
+        row.operator("dphm.reroll_head", icon="FILE_REFRESH")
+        row.operator("dphm.interpolate_heads", icon="IPO_EASE_IN_OUT")
+        layout.prop(s, "interpolation_steps")
+
+
+CLASSES = (DPHM_PT_capture, DPHM_PT_track, DPHM_PT_bake, DPHM_PT_sample)
