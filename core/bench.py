@@ -20,6 +20,7 @@ SUITES = {
     "prior": ".prior.bench",
     "capture": ".capture.bench",
     "tracking": ".tracking.bench",
+    "blender": ".blender_bench",
 }
 
 
