@@ -174,6 +174,7 @@ def _remove(obj) -> None:
 
 
 def set_scene_fps(scene, fps: float) -> None:
+    """The scene plays at ``fps`` exactly (an integer rate and a base for fractional ones)."""
     scene.render.fps = max(1, round(fps))
     scene.render.fps_base = scene.render.fps / fps
 
