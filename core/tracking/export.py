@@ -11,12 +11,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data.arkit import ARKIT_NAMES
-from ..geometry.inverse import invert_deformation
 from ..geometry.io import write_obj
-from ..geometry.meshing import largest_component, mesh_sdf
 
 LIVE_LINK_EXTRA = (
     "HeadYaw", "HeadPitch", "HeadRoll",
@@ -27,6 +24,11 @@ LIVE_LINK_EXTRA = (
 
 def posed_meshes(model, take, resolution=128, space="camera"):
     """(faces (F, 3), generator of (T) vertex arrays (V, 3)) for the take's frames."""
+    import torch
+
+    from ..geometry.inverse import invert_deformation
+    from ..geometry.meshing import largest_component, mesh_sdf
+
     v, f = largest_component(*mesh_sdf(model.sdf_fn(take["z_id"]), resolution=resolution))
     z_id = torch.as_tensor(take["z_id"], dtype=torch.float32).view(1, -1)
 

@@ -1,10 +1,11 @@
 """The artist's workflow in headless Blender, operator by operator; prints what it saw.
 
-    python workflow.py OUT_DIR
+    python workflow.py run OUT_DIR      save OUT_DIR/scene.blend, preview a simulated
+                                        performer, track it, bake it four ways, sample
+                                        heads, re-roll one, interpolate two, save
+    python workflow.py reload OUT_DIR   open the saved scene and report what it holds
 
-Saves OUT_DIR/scene.blend, previews a simulated performer, tracks it, bakes it four ways,
-samples heads, re-rolls one, interpolates two, cancels a job, saves. Prints one line
-``DPHM-RESULT {json}``; tests/test_blender_workflow.py judges it.
+Prints one line ``DPHM-RESULT {json}``; tests/test_blender_workflow.py judges it.
 """
 
 import json
@@ -13,14 +14,26 @@ import time
 from pathlib import Path
 
 import bpy
+import dphm
 import numpy as np
 
-import dphm
-
-out = Path(sys.argv[1])
+mode, out = sys.argv[1], Path(sys.argv[2])
 result = {}
 bpy.ops.wm.read_factory_settings(use_empty=True)
 dphm.register()
+if mode == "reload":
+    bpy.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
+    scene = bpy.context.scene
+    result["take"] = scene.dphm.take
+    result["take_abs"] = bpy.path.abspath(scene.dphm.take)
+    result["objects"] = sorted(o.name for o in bpy.data.objects)
+    scene.frame_set(scene.frame_start + 3)
+    cloud = bpy.data.objects["DPHM Depth"]
+    result["cloud_points_f3"] = len(cloud.data.vertices)
+    result["track_poll"] = bpy.ops.dphm.track.poll()
+    result["bake_poll"] = bpy.ops.dphm.bake.poll()
+    print("DPHM-RESULT " + json.dumps(result), flush=True)
+    sys.exit(0)
 bpy.ops.wm.save_as_mainfile(filepath=str(out / "scene.blend"))
 scene = bpy.context.scene
 s = scene.dphm
@@ -51,6 +64,14 @@ for kind in ("SHAPE_KEYS", "ARKIT", "MESH_CACHE", "ALEMBIC"):
     result[f"bake_{kind}"] = list(bpy.ops.dphm.bake(kind=kind))
     result[f"bake_{kind}_s"] = time.monotonic() - t
 result["objects"] = sorted(o.name for o in bpy.data.objects)
+head = bpy.data.objects["DPHM take_001"]
+result["frame_keys"] = len(head.data.shape_keys.key_blocks) - 1
+arkit = bpy.data.objects["DPHM take_001 ARKit"]
+result["arkit_keys"] = [k.name for k in arkit.data.shape_keys.key_blocks[1:]]
+cache = bpy.data.objects["DPHM take_001 cache"]
+result["cache_modifier"] = [(m.type, m.filepath) for m in cache.modifiers]
+abc = bpy.data.objects["DPHM take_001 Alembic"]
+result["alembic_modifiers"] = [m.type for m in abc.modifiers]
 
 s.sample_identities, s.sample_expressions, s.sample_resolution, s.sample_steps = 2, 1, 48, 10
 result["sample"] = list(bpy.ops.dphm.sample_heads())
