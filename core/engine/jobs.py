@@ -56,14 +56,14 @@ def point_cache(ctx, input, out, max_points=20_000, frames=None) -> dict:
     clouds, stamps = [], []
     with open_source(input) as src:
         rng = _frame_range(frames, src.length) or range(src.length or 0)
-        for k, f in enumerate(src):
+        for f in src:
             if f.index >= rng.stop:
                 break
             if f.index < rng.start:
                 continue
             clouds.append(_subsample(f.points(), max_points, f.index))
             stamps.append(f.timestamp)
-            ctx.progress(k + 1, len(rng), "read depth")
+            ctx.progress(len(clouds), len(rng), "read depth")
         intr = src.intrinsics.to_dict()
     if not clouds:
         raise DPHMError(f"{input}: no depth frames in {frames or 'the recording'}")

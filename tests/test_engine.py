@@ -1,0 +1,138 @@
+"""The engine process and its client: protocol, errors, cancel, stop, crash and restart."""
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+from dphm.core.capture.folder import CaptureFolder, FolderWriter
+from dphm.core.capture.frame import DepthFrame, Intrinsics
+from dphm.core.engine.files import PointCache, read_meshes, write_meshes
+from dphm.core.engine.protocol import decode, encode
+from dphm.dphm_blender.engine import Engine
+
+INTR = Intrinsics(200.0, 200.0, 79.5, 59.5, 160, 120)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    eng = Engine(sys.executable, threads=1)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """A 90-frame capture folder of a sphere moving before a wall."""
+    out = tmp_path_factory.mktemp("capture") / "take"
+    v, u = np.mgrid[0:120, 0:160]
+    with FolderWriter(out, INTR, 30.0) as w:
+        for i in range(90):
+            d = np.full((120, 160), 1.2, np.float32)
+            r2 = (u - 60 - i / 3) ** 2 + (v - 60) ** 2
+            d[r2 < 900] = 0.6 - np.sqrt(np.maximum(0, 900 - r2[r2 < 900])) / 200 * 0.1
+            w.write(DepthFrame(d, INTR, i / 30.0, i))
+    return out
+
+
+def test_messages_round_trip_and_stray_lines_are_ignored():
+    m = {"event": "progress", "id": 3, "done": 1, "total": 2}
+    assert decode(encode(m)) == m
+    assert decode(b"a warning printed by some library\n") is None
+    assert decode("{not json") is None
+
+
+def test_mesh_list_round_trip(tmp_path):
+    meshes = [(np.random.rand(5, 3), [[0, 1, 2], [2, 3, 4]]), (np.random.rand(3, 3), [[0, 1, 2]])]
+    write_meshes(tmp_path / "m.npz", meshes, tag=np.arange(2))
+    back, extra = read_meshes(tmp_path / "m.npz")
+    assert [len(v) for v, _ in back] == [5, 3] and back[1][1].tolist() == [[0, 1, 2]]
+    assert np.allclose(back[0][0], meshes[0][0]) and extra["tag"].tolist() == [0, 1]
+
+
+def test_errors_are_one_clear_line(engine, tmp_path):
+    job = engine.submit("ping")
+    job.wait(120)
+    assert job.state == "done" and job.result["modules"]["torch"]
+    job = engine.submit("no_such_command")
+    job.wait(60)
+    assert job.state == "error" and "unknown engine command" in job.error
+    job = engine.submit("probe", input=str(tmp_path / "missing.mkv"))
+    job.wait(60)
+    assert job.state == "error" and "missing.mkv" in job.error and "\n" not in job.error
+    job = engine.submit("probe", wrong_argument=1)
+    job.wait(60)
+    assert job.state == "error" and "bad arguments" in job.error
+
+
+def test_point_cache_with_progress(engine, capture, tmp_path):
+    events = []
+    job = engine.submit(
+        "point_cache",
+        input=str(capture),
+        out=str(tmp_path / "p.npz"),
+        max_points=500,
+        frames="10:20",
+    )
+    job.wait(120, events.append)
+    assert job.state == "done", job.error
+    cache = PointCache(tmp_path / "p.npz")
+    assert len(cache) == 10 and all(len(cache[i]) == 500 for i in range(10))
+    assert cache.intrinsics["fx"] == 200.0
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] == 10
+    assert "ETA" not in job.status() and "point_cache" in job.status()
+
+
+def test_cancel_leaves_no_output(engine, capture, tmp_path):
+    out = tmp_path / "live"
+    job = engine.submit("live", input=str(capture), folder=str(out), record=str(tmp_path / "r"))
+    while not job.finished and job.done < 3:
+        job.poll()
+        time.sleep(0.02)
+    job.cancel()
+    job.wait(30)
+    assert job.state == "cancelled"
+    follow = engine.submit("ping")  # the engine serves on after a cancel
+    follow.wait(60)
+    assert follow.state == "done"
+
+
+def test_stop_keeps_a_readable_recording(engine, capture, tmp_path):
+    previews = []
+    job = engine.submit(
+        "live",
+        input=str(capture),
+        folder=str(tmp_path / "live"),
+        record=str(tmp_path / "rec"),
+        max_points=300,
+    )
+    while not job.finished and len(previews) < 5:
+        previews += [e for e in job.poll() if e["event"] == "preview"]
+        time.sleep(0.02)
+    job.stop()
+    job.wait(30)
+    assert job.state == "done" and 5 <= job.result["frames"] < 90
+    rec = CaptureFolder(tmp_path / "rec")
+    assert rec.length == job.result["frames"]
+    assert np.allclose(rec[0].depth, CaptureFolder(capture)[0].depth, atol=1e-3)
+    assert len(PointCache(previews[-1]["path"])[0]) == 300
+
+
+def test_a_crash_is_reported_and_the_next_job_restarts_the_engine(capture, tmp_path):
+    eng = Engine(sys.executable, threads=1)
+    try:
+        job = eng.submit("live", input=str(capture), folder=str(tmp_path / "live"))
+        while not job.finished and job.done < 2:
+            job.poll()
+            time.sleep(0.02)
+        os.kill(eng.proc.pid, signal.SIGKILL)
+        job.wait(30)
+        assert job.state == "error" and "stopped (exit code" in job.error
+        again = eng.submit("ping")
+        again.wait(120)
+        assert again.state == "done"
+    finally:
+        eng.close()
