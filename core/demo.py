@@ -1,17 +1,19 @@
-"""``dphm demo``: the shipped head model, animated, seen by a simulated Kinect, in Blender.
+"""``dphm demo``: the whole story on a machine without a camera, in one command.
 
-What it does, in order: mesh one identity's canonical (neutral) head once; follow a named
-ARKit sequence by blending the checkpoint's expression codes (per frame, the convex mix of
-codebook entries whose training weights best match the sequence's); pose every frame by
-inverting the backward deformation (same topology in every frame); place the head before
-a simulated Azure Kinect and write a capture folder with ground truth; build ``demo.blend``
-and a few Cycles renders in a headless Blender (bpy) child process. Nothing is tracked yet:
-the animation comes from the model's own codes, not from the depth.
+Simulate: one identity of the shipped model performs a named ARKit sequence (expression
+codes blended from the checkpoint's codebook, posed by inverting the backward
+deformation) before a simulated Azure Kinect, written as a capture folder with ground
+truth. Track: the depth frames alone are tracked into a take (``take.npz``). Bake: the
+take becomes a fixed-topology head (per-frame vertices by inverse deformation). Blender:
+a headless Blender (bpy) child process builds ``demo.blend`` (the tracked head as
+per-frame shape keys with its motion keyed, the capture camera, a depth frame's points)
+and renders a few Cycles frames. The summary compares the tracked head with the truth.
 """
 
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -71,6 +73,8 @@ def capture(anim, arkit, out: Path, seed=0, meshes=True):
     from .data.corpus import CANONICAL_CENTER, CANONICAL_SCALE, from_canonical
 
     neutral = from_canonical(anim["neutral"])
+    if (out / "intrinsics.json").is_file():  # an earlier demo's capture: start afresh
+        shutil.rmtree(out)
     front = neutral[:, 2] > np.median(neutral[:, 2])  # pivot: the middle of the face side
     R, t = head_motion(len(arkit), FPS, neutral[front].mean(0), seed)
     truth = GroundTruthWriter(out / "ground_truth", anim["faces"], meshes)
@@ -122,10 +126,43 @@ def _save_npz(path: Path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
+def track_capture(model, content, folder: Path, quality: str, out: Path) -> dict:
+    """Track a capture folder into ``out`` (a take); returns the take and the timing."""
+    from .capture.folder import CaptureFolder
+    from .tracking.presets import get_preset
+    from .tracking.take import read_take, write_take
+    from .tracking.tracker import Tracker, load_prior_for, track
+
+    tracker = Tracker(model, content, get_preset(quality), load_prior_for(content))
+    source = CaptureFolder(folder)
+    bar = tqdm(total=source.length, desc=f"track ({quality})", unit="frame")
+    t0 = time.perf_counter()
+    results, arrays = track(tracker, source, lambda done, _: done and bar.update(1))
+    bar.close()
+    seconds = time.perf_counter() - t0
+    write_take(out, intrinsics=source.intrinsics.to_dict(), source=str(folder), **arrays)
+    return {"take": read_take(out), "seconds": seconds, "lost": sum(not r.found for r in results)}
+
+
+def tracking_error(bake, anim, frames) -> dict:
+    """Face-and-head Chamfer of the tracked head against the performer, camera space."""
+    from .geometry.metrics import compare_meshes
+    from .tracking.bake import to_camera
+
+    rows = []
+    for i in frames:
+        truth = anim["s"][i] * anim["posed"][i] @ anim["R"][i].T + anim["t"][i]
+        rows.append(
+            compare_meshes(to_camera(bake, i), bake["faces"], truth, anim["faces"], n=30_000)
+        )
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("cd_l1_mm_head", "f1mm_head")}
+
+
 def run(args) -> int:
     from .capture import sequences
     from .capture.folder import CaptureFolder
     from .model.head import load_head
+    from .tracking.bake import bake_take, write_bake
 
     if importlib.util.find_spec("bpy") is None:
         raise DPHMError(
@@ -138,20 +175,29 @@ def run(args) -> int:
     t0 = time.perf_counter()
     model, content = load_head()
     arkit = sequences.sample(sequences.load(args.sequence), args.frames, FPS)
-    print(f"meshing identity {args.identity} of {content['path']} at {args.resolution}^3 ...")
+    print(f"performer: identity {args.identity} of {content['path']}, '{args.sequence}'")
     anim = animate(model, content, args.identity, arkit, args.resolution)
-    clock["model"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
     capture(anim, arkit, out / "capture", args.seed, args.gt_meshes)
     frame0 = CaptureFolder(out / "capture")[0]  # read back, as a user of the folder would
-    clock["capture"] = time.perf_counter() - t1
-    _save_npz(out / "animation.npz", {**anim, "arkit": arkit, "fps": FPS})
+    _save_npz(out / "performance.npz", {**anim, "arkit": arkit, "fps": FPS})
+    clock["simulate"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    tracked = track_capture(model, content, out / "capture", args.quality, out / "take.npz")
+    clock["track"] = time.perf_counter() - t1
+    take = tracked["take"]
+
     t2 = time.perf_counter()
+    bake = bake_take(model, content, take, args.resolution, arkit_shapes=False, progress=None)
+    write_bake(out / "take.bake.npz", bake)
+    clock["bake"] = time.perf_counter() - t2
+
     n = len(arkit)
     picks = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(args.renders, n))})
+    t3 = time.perf_counter()
     report = blender_scene(
         {
-            "animation": str(out / "animation.npz"),
+            "bake": str(out / "take.bake.npz"),
             "capture": str(out / "capture"),
             "blend": str(out / "demo.blend"),
             "renders": str(out / "renders"),
@@ -161,9 +207,10 @@ def run(args) -> int:
         },
         out,
     )
-    clock["blender"] = time.perf_counter() - t2
+    clock["blender"] = time.perf_counter() - t3
     clock["total"] = time.perf_counter() - t0
-    res = anim["residual"]
+    res = bake["residual_mm"]
+    err = take["fit_error_mm"]
     summary = {
         "checkpoint": str(content["path"]),
         "checkpoint_sha256": content["sha256"],
@@ -171,23 +218,28 @@ def run(args) -> int:
         "sequence": args.sequence,
         "frames": n,
         "fps": FPS,
-        "mesh": {"vertices": len(anim["neutral"]), "faces": len(anim["faces"])},
-        "inversion_residual_mm": {
-            "max": float(res.max() * 200),
-            "median": float(np.median(res) * 200),
-            "unconverged_vertices": int((res > 1e-5).sum()),
+        "tracked": True,
+        "tracking": {
+            "quality": args.quality,
+            "fps": n / clock["track"],
+            "frames_without_head": tracked["lost"],
+            "fit_error_mm_median": float(np.nanmedian(err)) if np.isfinite(err).any() else None,
+            "arkit_mae": float(np.abs(take["arkit"] - arkit).mean()),
+            **tracking_error(bake, anim, picks),
         },
-        "expression_fit_error": float(np.abs(anim["arkit_fitted"] - arkit).max()),
+        "mesh": {"vertices": len(bake["rest"]), "faces": len(bake["faces"])},
+        "inversion_residual_mm_max": float(res.max()),
         "point_cloud_points": int(frame0.valid.sum()),
         "files": {
             "blend": str(out / "demo.blend"),
             "renders": report["renders"],
             "capture": str(out / "capture"),
-            "animation": str(out / "animation.npz"),
+            "performance": str(out / "performance.npz"),
+            "take": str(out / "take.npz"),
+            "bake": str(out / "take.bake.npz"),
             "summary": str(out / "summary.json"),
         },
         "seconds": {k: round(v, 1) for k, v in clock.items()},
-        "tracked": False,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(_describe(summary))
@@ -195,21 +247,25 @@ def run(args) -> int:
 
 
 def _describe(s: dict) -> str:
-    r, sec = s["inversion_residual_mm"], s["seconds"]
+    t, sec = s["tracking"], s["seconds"]
+    fit = t["fit_error_mm_median"]
     lines = [
-        f"head: identity {s['identity']} of {s['checkpoint']}, {s['mesh']['vertices']} vertices,"
-        f" {s['frames']} frames of '{s['sequence']}' at {s['fps']:g} fps",
-        f"inverse deformation: max residual {r['max']:.4f} mm, median {r['median']:.5f} mm,"
-        f" {r['unconverged_vertices']} vertices above tolerance",
-        f"expression: max ARKit weight error of the code blend {s['expression_fit_error']:.2f}",
+        f"performer: identity {s['identity']} of {s['checkpoint']}, {s['frames']} frames of"
+        f" '{s['sequence']}' at {s['fps']:g} fps, seen by a simulated Azure Kinect",
+        f"tracked ({t['quality']}): {t['fps']:.2f} fps, median fit "
+        + (f"{fit:.2f} mm" if fit is not None else "n/a")
+        + f", {t['frames_without_head']} frames without a head",
+        f"against the truth: head Chamfer-L1 {t['cd_l1_mm_head']:.2f} mm, F@1mm"
+        f" {t['f1mm_head']:.2f}, ARKit weight MAE {t['arkit_mae']:.3f}",
+        f"baked head: {s['mesh']['vertices']} vertices, inverse-deformation residual"
+        f" <= {s['inversion_residual_mm_max']:.4f} mm",
         f"blend file:  {s['files']['blend']}",
         f"renders:     {', '.join(s['files']['renders'])}",
         f"capture:     {s['files']['capture']} (simulated Azure Kinect, ground truth inside)",
-        f"animation:   {s['files']['animation']}",
+        f"take:        {s['files']['take']}",
         f"summary:     {s['files']['summary']}",
-        f"time: model {sec['model']} s, capture {sec['capture']} s, blender {sec['blender']} s,"
-        f" total {sec['total']} s",
-        "not tracked: the head follows the model's own expression codes (tracking comes later)",
+        f"time: simulate {sec['simulate']} s, track {sec['track']} s, bake {sec['bake']} s,"
+        f" blender {sec['blender']} s, total {sec['total']} s",
     ]
     return "\n".join(lines)
 
@@ -217,12 +273,13 @@ def _describe(s: dict) -> str:
 def add_parser(sub) -> None:
     from .capture.sequences import NAMES
 
-    p = sub.add_parser("demo", help="the model animated, a simulated Kinect take, a .blend")
+    p = sub.add_parser("demo", help="simulate a Kinect take, track it, bake it, a .blend")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--sequence", choices=NAMES, default="smiling", help="ARKit sequence")
     p.add_argument("--frames", type=int, default=60, help="frames at 30 fps")
     p.add_argument("--resolution", type=int, default=192, help="marching cubes grid")
     p.add_argument("--identity", type=int, default=0, help="identity code of the checkpoint")
+    p.add_argument("--quality", default="balanced", choices=["preview", "balanced", "best"])
     p.add_argument("--renders", type=int, default=4, help="frames rendered to PNG")
     p.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for Blender")

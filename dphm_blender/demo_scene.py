@@ -2,11 +2,10 @@
 
     python -m dphm.dphm_blender.demo_scene MANIFEST.json
 
-The manifest (written by ``core/demo.py``) names the animation (.npz: canonical mesh,
-posed vertices per frame, canonical -> camera poses, intrinsics), the capture folder, the
-.blend to write, the render folder, the frames to render, Cycles samples and threads.
-Blender frame i is capture frame i. Prints ``DPHM-STEP`` lines as it goes and one
-``DPHM-RESULT {json}`` line at the end.
+The manifest (written by ``core/demo.py``) names the bake of the tracked take
+(``core/tracking/bake.py``), the capture folder, the .blend to write, the render folder,
+the frames to render, Cycles samples and threads. Blender frame i is capture frame i.
+Prints ``DPHM-STEP`` lines as it goes and one ``DPHM-RESULT {json}`` line at the end.
 """
 
 import json
@@ -19,11 +18,8 @@ import numpy as np
 from mathutils import Vector
 
 from ..core.capture.folder import CaptureFolder
-from .animation import keyframe_transforms
 from .camera import CAMERA_TO_WORLD, camera_object
-from .mesh import mesh_object
 from .pointcloud import point_cloud_object
-from .shapekeys import frame_shape_keys
 
 
 def _step(text: str) -> None:
@@ -40,18 +36,19 @@ def head_matrices(R, t, s) -> np.ndarray:
 
 
 def build(manifest: dict) -> dict:
-    anim = np.load(manifest["animation"])
-    intr = json.loads(str(anim["intrinsics"]))
+    from ..core.tracking.bake import read_bake
+    from .bake import bake_frame_keys
+
+    bake = read_bake(manifest["bake"])
+    intr = bake["intrinsics"]
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    n = len(anim["posed"])
+    n = len(bake["frames"])
     scene.frame_start, scene.frame_end = 0, n - 1
-    scene.render.fps = int(round(float(anim["fps"])))
+    scene.render.fps = int(round(float(bake["fps"])))
 
-    head = mesh_object("DPHM head", anim["neutral"], anim["faces"])
-    head.data.polygons.foreach_set("use_smooth", np.ones(len(anim["faces"]), bool))
-    frame_shape_keys(head, anim["posed"])
-    keyframe_transforms(head, np.arange(n), head_matrices(anim["R"], anim["t"], anim["s"]))
+    head = bake_frame_keys(bake, "DPHM head", first_frame=0, motion="object")
+    head.data.polygons.foreach_set("use_smooth", np.ones(len(bake["faces"]), bool))
     skin = bpy.data.materials.new("DPHM skin")
     skin.diffuse_color = (0.8, 0.62, 0.52, 1.0)
     skin.use_nodes = True

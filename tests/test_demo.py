@@ -1,4 +1,5 @@
-"""``dphm demo`` end to end on a tiny untrained checkpoint (no ICT-FaceKit data needed)."""
+"""``dphm demo`` end to end (simulate, track, bake, Blender) on a tiny untrained checkpoint
+(no ICT-FaceKit data needed)."""
 
 import json
 import os
@@ -14,6 +15,8 @@ from dphm.core.data.arkit import ICT_EXPRESSION_NAMES
 from dphm.core.data.ict import default_path, load_ict
 from dphm.core.model import checkpoint
 from dphm.core.model.head import HeadModel, ModelConfig
+from dphm.core.tracking.bake import read_bake, to_camera
+from dphm.core.tracking.take import read_take
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -67,7 +70,7 @@ def test_demo_end_to_end(tmp_path):
         "2",
         "--gt-meshes",
     ]
-    args += ["--samples", "2", "--threads", "1"]
+    args += ["--samples", "2", "--threads", "1", "--quality", "preview"]
     proc = subprocess.run(
         [sys.executable, "-m", "dphm", "demo", *args],
         capture_output=True,
@@ -79,16 +82,20 @@ def test_demo_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     files = summary["files"]
-    assert summary["frames"] == 6 and summary["tracked"] is False
-    assert summary["inversion_residual_mm"]["unconverged_vertices"] == 0
-    for key in ("blend", "capture", "animation", "summary"):
+    assert summary["frames"] == 6 and summary["tracked"] is True
+    assert summary["inversion_residual_mm_max"] < 0.01
+    tracking = summary["tracking"]
+    assert tracking["frames_without_head"] == 0 and tracking["cd_l1_mm_head"] < 20.0
+    for key in ("blend", "capture", "performance", "take", "bake", "summary"):
         assert Path(files[key]).exists(), key
     assert len(files["renders"]) == 2
     for png in files["renders"]:
         pixels = np.asarray(Image.open(png), np.float32)
         assert pixels.shape[:2] == (288, 320) and pixels[..., :3].var() > 0
 
-    anim = np.load(out / "animation.npz")
+    anim = np.load(out / "performance.npz")
+    bake = read_bake(files["bake"])
+    assert len(read_take(files["take"])["z_exp"]) == 6
     take = CaptureFolder(out / "capture")
     assert take.length == 6 and take.intrinsics.fx == 504.0
     frame0 = take[0]
@@ -114,9 +121,13 @@ def test_demo_end_to_end(tmp_path):
     assert seen["shape_keys"] == 6 and seen["frame_range"] == [0, 5]
     for frame, gt in zip(("0", "4"), truth, strict=True):
         local = np.array(seen["frames"][frame]["local"])
-        np.testing.assert_allclose(local, anim["posed"][int(frame)], atol=1e-5)
+        np.testing.assert_allclose(local, bake["frames"][int(frame)], atol=1e-5)
         world = np.array(seen["frames"][frame]["world"])
-        np.testing.assert_allclose(world, gt @ CAMERA_TO_WORLD.T, atol=1e-5)
+        np.testing.assert_allclose(
+            world, to_camera(bake, int(frame)) @ CAMERA_TO_WORLD.T, atol=1e-5
+        )
+        # the tracked head lies where the performer was: centroids within 2 cm
+        assert np.linalg.norm(world.mean(0) - (gt @ CAMERA_TO_WORLD.T).mean(0)) < 0.02
     assert not np.allclose(anim["posed"][0], anim["posed"][4], atol=1e-4)  # it does move
     cam = seen["camera"]
     for k in ("fx", "fy", "cx", "cy", "width", "height"):
