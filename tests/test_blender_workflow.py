@@ -76,6 +76,13 @@ def test_track_writes_a_take_beside_the_blend(story):
     assert np.nanmedian(take["fit_error_mm"]) < 2.0
 
 
+def test_esc_while_tracking_leaves_the_scene_as_it_was(story):
+    _, r = story
+    assert r["esc_saw_preview"]  # the fitted head was on screen when Esc came
+    assert r["esc"] == ["CANCELLED"] and r["esc_job_state"] == "cancelled"
+    assert r["esc_scene_unchanged"] and r["esc_take_unchanged"] and r["esc_no_new_take"]
+
+
 def test_bake_panel_makes_all_four_forms(story):
     out, r = story
     for kind in ("SHAPE_KEYS", "ARKIT", "MESH_CACHE", "ALEMBIC"):

@@ -12,10 +12,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import bpy
 import dphm
 import numpy as np
+from dphm.dphm_blender.ui_bench import _TrackSteps
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 result = {}
@@ -57,6 +59,23 @@ result["track"] = list(bpy.ops.dphm.track())
 result["track_s"] = time.monotonic() - t
 result["take"] = s.take
 result["preview_head_left"] = "DPHM Tracking preview" in bpy.data.objects
+
+# Esc while tracking: the Track operator's own timer step and modal handler, driven here
+steps = _TrackSteps()
+names_before, take_before = sorted(o.name for o in bpy.data.objects), s.take
+steps._job = steps.first_job(bpy.context)
+shown = False
+while not steps._job.finished and not shown:
+    steps.tick(bpy.context)
+    shown = "DPHM Tracking preview" in bpy.data.objects
+    time.sleep(0.05)
+result["esc_saw_preview"] = shown
+result["esc"] = list(steps.modal(bpy.context, SimpleNamespace(type="ESC", value="PRESS")))
+steps._job.wait(60)
+result["esc_job_state"] = steps._job.state
+result["esc_scene_unchanged"] = sorted(o.name for o in bpy.data.objects) == names_before
+result["esc_take_unchanged"] = s.take == take_before
+result["esc_no_new_take"] = not (out / "scene_dphm" / "take_002.npz").exists()
 
 for kind in ("SHAPE_KEYS", "ARKIT", "MESH_CACHE", "ALEMBIC"):
     s.resolution, s.alembic_resolution = 64, 48
