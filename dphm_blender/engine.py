@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..core.engine.protocol import TERMINAL, boot_command, decode, encode
+from ..core.errors import DPHMError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 CANCEL_GRACE_S = 10.0  # a cancelled job that has not ended by then: the engine is stopped
@@ -134,15 +135,22 @@ class Engine:
         env.update(OMP_NUM_THREADS=str(threads), DPHM_ENGINE_THREADS=str(threads))
         fd, log = tempfile.mkstemp(prefix="dphm-engine-", suffix=".log")
         self.log_path = Path(log)
-        self.proc = subprocess.Popen(
-            boot_command(self.python, str(PACKAGE_ROOT)),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=fd,
-            env=env,
-            cwd=tempfile.gettempdir(),
-        )
-        os.close(fd)
+        try:
+            self.proc = subprocess.Popen(
+                boot_command(self.python, str(PACKAGE_ROOT)),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=fd,
+                env=env,
+                cwd=tempfile.gettempdir(),
+            )
+        except OSError as e:
+            raise DPHMError(
+                f"{self.python}: cannot start the DPHM engine ({e.strerror or e});"
+                " check the Python interpreter in the DPHM preferences"
+            ) from e
+        finally:
+            os.close(fd)
         self.events = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc, self.events), daemon=True).start()
 

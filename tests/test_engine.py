@@ -136,3 +136,29 @@ def test_a_crash_is_reported_and_the_next_job_restarts_the_engine(capture, tmp_p
         assert again.state == "done"
     finally:
         eng.close()
+
+
+def test_a_missing_interpreter_is_one_clear_error(tmp_path):
+    from dphm.core.errors import DPHMError
+
+    eng = Engine(str(tmp_path / "no-python"))
+    with pytest.raises(DPHMError, match="cannot start the DPHM engine"):
+        eng.submit("ping")
+
+
+def test_an_engine_python_without_torch_says_so(tmp_path):
+    """The engine in an interpreter where torch cannot be imported (as in a Blender
+    without torch): the job fails with one line naming the module and the preference."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "torch.py").write_text(
+        "raise ModuleNotFoundError('No module named torch', name='torch')\n"
+    )
+    eng = Engine(sys.executable, threads=1, env={"PYTHONPATH": str(site)})
+    try:
+        job = eng.submit("sample", out=str(tmp_path / "s.npz"), identities=1)
+        job.wait(120)
+        assert job.state == "error"
+        assert "torch is not installed" in job.error and "preferences" in job.error
+    finally:
+        eng.close()

@@ -124,6 +124,19 @@ class Server:
             self.send({"event": "cancelled", "id": job_id})
         except DPHMError as e:
             self.send({"event": "error", "id": job_id, "message": str(e)})
+        except ModuleNotFoundError as e:
+            self.send(
+                {
+                    "event": "error",
+                    "id": job_id,
+                    "message": (
+                        f"{cmd}: {e.name} is not installed in the engine's Python"
+                        f" ({sys.executable});"
+                        " install it there or choose another interpreter in the DPHM preferences"
+                        " (Check setup lists what is missing)"
+                    ),
+                }
+            )
         except TypeError as e:
             traceback.print_exc()
             self.send({"event": "error", "id": job_id, "message": f"{cmd}: bad arguments ({e})"})
@@ -148,9 +161,12 @@ def main() -> int:
     sys.stdout = sys.stderr
     threads = os.environ.get("DPHM_ENGINE_THREADS")
     if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
+        try:
+            import torch
+        except ModuleNotFoundError:
+            pass  # the jobs that need it will say so
+        else:
+            torch.set_num_threads(int(threads))
     from .jobs import JOBS
 
     return Server(sys.stdin.buffer, out, JOBS).serve()
