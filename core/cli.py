@@ -15,6 +15,7 @@ COMMANDS = (
     ".bench",
     ".capture.commands",
     ".tracking.commands",
+    ".transfer.commands",
 )
 
 

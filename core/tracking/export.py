@@ -119,3 +119,35 @@ def write_arkit_csv(path, take, fps=30.0) -> int:
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
     return len(lines) - 1
+
+
+def read_arkit_csv(path, fps=30.0) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps (T,) seconds from the first row, weights (T, 52) in Apple's order) of a
+    Live Link Face CSV; columns are found by name (any case), other columns are ignored.
+    ``fps`` is the frame rate of the timecodes' frame field (HH:MM:SS:FF.fff)."""
+    from ..errors import DPHMError
+
+    path = Path(path)
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DPHMError(f"{path}: cannot read Live Link Face CSV ({e})") from e
+    if len(lines) < 2:
+        raise DPHMError(f"{path}: no rows in Live Link Face CSV")
+    header = [h.strip().lower() for h in lines[0].split(",")]
+    missing = [n for n in ("Timecode", *ARKIT_NAMES) if n.lower() not in header]
+    if missing:
+        raise DPHMError(f"{path}: Live Link Face CSV lacks column(s) {', '.join(missing)}")
+    cols = [header.index(n.lower()) for n in ARKIT_NAMES]
+    tc = header.index("timecode")
+    stamps, weights = [], []
+    for i, line in enumerate(lines[1:], start=2):
+        cells = line.split(",")
+        try:
+            h, m, s, frame = cells[tc].strip().split(":")
+            stamps.append(int(h) * 3600 + int(m) * 60 + int(s) + float(frame) / fps)
+            weights.append([float(cells[c]) for c in cols])
+        except (ValueError, IndexError) as e:
+            raise DPHMError(f"{path}: line {i}: bad timecode or weight ({e})") from e
+    stamps = np.asarray(stamps, np.float64)
+    return stamps - stamps[0], np.asarray(weights, np.float32)
