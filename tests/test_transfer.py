@@ -298,3 +298,22 @@ def test_retarget_onto_a_decimated_head_through_the_cli(
     assert main([*args, "--onto", "codebook:9999"]) == 2
     (tmp_path / "marks.json").write_text(json.dumps({"nose": [0, 0, 0]}))
     assert main([*args, "--onto", str(mesh), "--landmarks", str(tmp_path / "marks.json")]) == 2
+
+
+def test_character_motion_turns_about_the_characters_own_up_axis():
+    from dphm.core.transfer.retarget import character_motion
+    from scipy.spatial.transform import Rotation
+
+    # the take turns the head 0, 10, 20 degrees about camera y (the head's up axis)
+    turns = Rotation.from_euler("y", [[0.0], [10.0], [20.0]], degrees=True).as_matrix()
+    R = turns @ np.diag([1.0, -1.0, -1.0])
+    t = np.array([[0.0, 0.0, 0.6], [0.01, 0.0, 0.62], [0.02, 0.0, 0.64]])
+    align = np.eye(4)  # Blender character in centimetres -> canonical (ICT axes / 0.2 m)
+    align[:3, :3] = TO_BLENDER.T / 20.0
+    align[:3, 3] = -TO_BLENDER.T @ OFFSET / 20.0
+    Rc, tc, sc = character_motion(align, R, t, np.full(3, 0.2))
+    np.testing.assert_allclose(sc, 1.0, atol=1e-9)
+    np.testing.assert_allclose(Rc[1], np.eye(3), atol=1e-9)  # the middle frame is the mean
+    np.testing.assert_allclose(tc[1], 0.0, atol=1e-9)
+    turn = Rotation.from_matrix(Rc[2] @ Rc[0].T).as_rotvec(degrees=True)
+    np.testing.assert_allclose(np.abs(turn), [0.0, 0.0, 20.0], atol=1e-6)  # about Blender Z
