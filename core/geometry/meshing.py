@@ -18,6 +18,10 @@ _CORNERS = np.array([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 _SUBGRID = np.array([(i, j, k) for i in range(3) for j in range(3) for k in range(3)])
 _AXES = np.repeat(np.arange(3), 2)  # face neighbours: -x, +x, -y, +y, -z, +z
 _SIDES = np.tile([-1, 1], 3)
+# the 4 corners (indices into _CORNERS) on each of those faces
+_FACE_CORNERS = np.array(
+    [np.flatnonzero(_CORNERS[:, a] == (s > 0)) for a, s in zip(_AXES, _SIDES, strict=True)]
+)
 
 
 class _Grid:
@@ -27,6 +31,7 @@ class _Grid:
         self.sdf_fn, self.lo, self.h, self.n = sdf_fn, lo, h, n
         self.batch, self.device = batch, device
         self.values = np.full(n**3, level + 1.0, dtype=np.float32)  # outside until evaluated
+        self.cap = np.float32(level + 0.5 * h.min())  # bounds vertices are outside: closed meshes
         self.known = np.zeros(n**3, dtype=bool)
         self.queries, self.sdf_seconds = 0, 0.0
 
@@ -54,6 +59,9 @@ class _Grid:
             chunk = points[start : start + self.batch]
             self.values[lin[start : start + len(chunk)]] = self._call(chunk)
         self.sdf_seconds += time.perf_counter() - t0
+        ijk = self.ijk(lin)
+        edge = lin[((ijk == 0) | (ijk == self.n - 1)).any(axis=1)]
+        self.values[edge] = np.maximum(self.values[edge], self.cap)
         self.known[lin] = True
         self.queries += len(lin)
 
@@ -90,15 +98,16 @@ def _refine(grid: _Grid, cells: np.ndarray, step: int, level: float, margin: flo
 
     A child is kept when the trilinear upsampling of its parent's corner values comes
     within margin of the level or changes sign over its corners; its corners are then
-    evaluated. Face neighbours of kept children whose corners change sign are added
-    until none is missing, so a surface that leaves the band is still followed (no holes
+    evaluated. Neighbours across the faces of kept children whose four corners change
+    sign are added until none is missing: marching cubes carries the surface across
+    exactly those faces, so the surface is followed where it leaves the band (no holes
     when the SDF is not a true distance). Returns the kept children and their corner
     value range (min, max, relative to level).
     """
     corner, sub = grid.linear(_CORNERS * step), grid.linear(_SUBGRID * step)
     offsets = grid.linear(np.eye(3, dtype=np.int64)[_AXES] * (_SIDES * step)[:, None])
     up = ((grid.values[cells[:, None] + 2 * corner] - level) @ _UPSAMPLE).reshape(-1, 3, 3, 3)
-    near = (_window(up, np.minimum) < margin) & (_window(up, np.maximum) > -margin)
+    near = (_window(up, np.minimum) <= margin) & (_window(up, np.maximum) >= -margin)
     new = (cells[:, None] + sub[_SUBGRID.max(axis=1) < 2])[near.reshape(-1, 8)]
     kept = np.zeros(grid.n**3, dtype=bool)
     out = []
@@ -107,11 +116,12 @@ def _refine(grid: _Grid, cells: np.ndarray, step: int, level: float, margin: flo
         lin = corner[:, None] + new
         grid.evaluate(lin.ravel())
         v = grid.values[lin] - level  # (8, M)
-        lo, hi = v.min(axis=0), v.max(axis=0)
-        out.append((new, lo, hi))
-        crossing = new[(lo <= 0) & (hi >= 0)]
-        ijk = grid.ijk(crossing)[:, _AXES] + _SIDES * step
-        nb = (crossing[:, None] + offsets)[(ijk >= 0) & (ijk < grid.n - 1)]
+        out.append((new, v.min(axis=0), v.max(axis=0)))
+        face = v[_FACE_CORNERS]  # (6, 4, M)
+        across = (face.min(axis=1) <= 0) & (face.max(axis=1) >= 0)
+        ijk = grid.ijk(new)[:, _AXES] + _SIDES * step  # (M, 6)
+        across &= ((ijk >= 0) & (ijk < grid.n - 1)).T
+        nb = (new[None, :] + offsets[:, None])[across]
         new = np.unique(nb[~kept[nb]])
     if not out:
         return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
@@ -139,10 +149,15 @@ def mesh_sdf(
     resolution / 2^k not below it). Each finer level splits the cells whose corner values
     come within `band` cell diagonals of the level, and evaluates only the children whose
     trilinearly upsampled values come within `band` child diagonals (0.5 is exact for a
-    true distance; the default doubles it). Sign changes are followed past the band, so
-    an SDF that is not a true distance still gives a closed surface. Marching cubes runs
-    on the final band only. If `stats` is a dict it receives queries (SDF evaluations),
-    sdf_seconds, total_seconds and grid_vertices.
+    true distance; the default doubles it). On the finest level only the children whose
+    upsampled values change sign are evaluated first: every surface piece seen one level
+    up gets a seed there. From kept cells the surface is followed across every face whose
+    corners change sign, so the whole connected surface is found and an SDF that is not
+    a true distance still gives a closed surface. Grid vertices on the bounds count as
+    outside (at least half a cell), so a surface that leaves the bounds is capped there
+    rather than left open. Marching cubes runs on the crossing cells only. If `stats` is
+    a dict it receives queries (SDF evaluations), sdf_seconds, total_seconds and
+    grid_vertices.
     Returns vertices (V, 3) float32 and faces (F, 3) int32; both empty if no surface.
     """
     t0 = time.perf_counter()
@@ -160,11 +175,12 @@ def mesh_sdf(
     v = grid.values[lin] - level
     cells = lin[:-1, :-1, :-1].ravel()
     lo_d, hi_d = _window(v, np.minimum).ravel(), _window(v, np.maximum).ravel()
-    for _ in range(levels):
+    for i in range(levels):
         margin = band * step * np.linalg.norm(h)  # diagonals of the current cells
         step //= 2
-        keep = (lo_d < margin) & (hi_d > -margin)
-        cells, lo_d, hi_d = _refine(grid, cells[keep], step, level, margin / 2)
+        keep = (lo_d <= margin) & (hi_d >= -margin)
+        child_margin = margin / 2 if i < levels - 1 else 0.0  # finest: seeds, then follow
+        cells, lo_d, hi_d = _refine(grid, cells[keep], step, level, child_margin)
 
     cells = grid.ijk(cells[(lo_d <= 0) & (hi_d >= 0)])
     verts, faces = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
