@@ -6,7 +6,7 @@
 
 
 def _classes():
-    from ..operators import bake, capture, sample, track
+    from ..operators import bake, capture, sample, track, transfer
     from ..operators import setup as setup_ops
     from ..ui_panels import panels
     from . import preferences, props
@@ -19,6 +19,7 @@ def _classes():
         *track.CLASSES,
         *bake.CLASSES,
         *sample.CLASSES,
+        *transfer.CLASSES,
         *panels.CLASSES,
     )
 

@@ -143,8 +143,11 @@ class EngineOperator:
         try:
             job = self.first_job(context)
             while job is not None:
-                job.wait(on_event=lambda ev: ev.get("event") == "preview"
-                         and self.on_preview(context, ev))  # fmt: skip
+                job.wait(
+                    on_event=lambda ev: (
+                        ev.get("event") == "preview" and self.on_preview(context, ev)
+                    )
+                )
                 job = self._advance(context, job)
         except DPHMError as e:
             return self._fail(context, str(e))

@@ -109,18 +109,31 @@ def draw_preferences(layout, prefs) -> None:
     result = stored_setup_result(prefs)
     if result is not None and result.get("python") == python:
         ok = not result.get("error") and not result["missing"]
-        _labels(box, engine_check.report_lines(result, device=prefs.device),
-                icon="CHECKMARK" if ok else "ERROR")
+        _labels(
+            box,
+            engine_check.report_lines(result, device=prefs.device),
+            icon="CHECKMARK" if ok else "ERROR",
+        )
         if result.get("error"):
             return
         if result["missing"]:
-            _how_to_install(box, result["missing"], python, own, prefs.device,
-                            f"DPHM cannot run yet: {', '.join(result['missing'])} missing")
+            _how_to_install(
+                box,
+                result["missing"],
+                python,
+                own,
+                prefs.device,
+                f"DPHM cannot run yet: {', '.join(result['missing'])} missing",
+            )
         elif result["missing_optional"]:
-            box.label(text="Live cameras also need the drivers below (recordings work without):",
-                      icon="INFO")
-            _labels(box, engine_check.install_commands(
-                result["missing_optional"], python, own_python=False))
+            box.label(
+                text="Live cameras also need the drivers below (recordings work without):",
+                icon="INFO",
+            )
+            _labels(
+                box,
+                engine_check.install_commands(result["missing_optional"], python, own_python=False),
+            )
             for name in result["missing_optional"]:
                 if note := engine_check.install_note(name):
                     box.label(text=f"{name}: {note}")
@@ -129,12 +142,19 @@ def draw_preferences(layout, prefs) -> None:
     # Not checked yet for this interpreter. For Blender's own Python a cheap look-up (no
     # import) already tells whether torch is there, so the install hint shows straight away.
     if own and not engine_check.torch_findable_here():
-        _how_to_install(box, ["torch"], python, own, prefs.device,
-                        "PyTorch (torch) is not installed in Blender's Python; DPHM needs it")
+        _how_to_install(
+            box,
+            ["torch"],
+            python,
+            own,
+            prefs.device,
+            "PyTorch (torch) is not installed in Blender's Python; DPHM needs it",
+        )
         box.label(text="Then press Check setup to see whether anything else is missing.")
     else:
-        box.label(text="Press Check setup to see whether this Python can run the engine.",
-                  icon="INFO")
+        box.label(
+            text="Press Check setup to see whether this Python can run the engine.", icon="INFO"
+        )
 
 
 CLASSES = (DPHM_AddonPreferences,)

@@ -28,6 +28,17 @@ QUALITIES = (
     ("balanced", "Balanced", "The default: accurate at a few frames per second"),
     ("best", "Best", "Slow: many points and steps, long refinement windows"),
 )
+TARGETS = (
+    ("PRIOR", "Sampled head", "An identity sampled from the identity prior (seed)"),
+    ("CODEBOOK", "Model identity", "One of the head model's training identities"),
+    ("TAKE", "Earlier take", "The identity tracked in another take"),
+    ("CHARACTER", "Active mesh", "The active mesh object: any topology, retargeted in place"),
+)
+OUTPUTS = (
+    ("SHAPE_KEYS", "Shape keys", "One shape key per frame"),
+    ("ARKIT", "ARKit-52 keys", "The 52 ARKit shapes as shape keys, keyed with the weights"),
+    ("MESH_CACHE", "Mesh cache (PC2)", "A .pc2 beside the .blend and a Mesh Cache modifier"),
+)
 MOTIONS = (
     ("OBJECT", "Object keyframes", "Head motion as keyframes on the object"),
     ("GEOMETRY", "Baked into geometry", "Head motion in the vertices; the object stays still"),
@@ -44,17 +55,23 @@ class DPHM_SceneSettings(PropertyGroup):
     )
     sim_frames: IntProperty(name="Frames", default=60, min=2, max=3000)
     preview_points: IntProperty(
-        name="Preview points", description="Depth points shown per frame", default=20000,
-        min=1000, max=400000,
-    )  # fmt: skip
+        name="Preview points",
+        description="Depth points shown per frame",
+        default=20000,
+        min=1000,
+        max=400000,
+    )
     point_cache: StringProperty(name="Point cache", subtype="FILE_PATH", default="", options=_PATH)
     first_frame: IntProperty(
         name="First frame", description="Blender frame that shows capture frame 0", default=1
     )
     capture_path: StringProperty(
-        name="Capture", description="The depth source being previewed and tracked",
-        subtype="FILE_PATH", default="", options=_PATH,
-    )  # fmt: skip
+        name="Capture",
+        description="The depth source being previewed and tracked",
+        subtype="FILE_PATH",
+        default="",
+        options=_PATH,
+    )
 
     quality: EnumProperty(name="Quality", items=QUALITIES, default="balanced")
     use_range: BoolProperty(name="Frame range", default=False)
@@ -63,14 +80,41 @@ class DPHM_SceneSettings(PropertyGroup):
     prior_strength: FloatProperty(
         name="Prior strength",
         description="Weight of the diffusion priors against the depth (0: no prior)",
-        default=1.0, min=0.0, max=10.0, soft_max=4.0,
-    )  # fmt: skip
+        default=1.0,
+        min=0.0,
+        max=10.0,
+        soft_max=4.0,
+    )
     take: StringProperty(name="Take", subtype="FILE_PATH", default="", options=_PATH)
     take_first_frame: IntProperty(name="Take's first capture frame", default=0, min=0)
 
     motion: EnumProperty(name="Head motion", items=MOTIONS, default="OBJECT")
     resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)
     alembic_resolution: IntProperty(name="Alembic resolution", default=96, min=32, max=384)
+
+    transfer_target: EnumProperty(name="Onto", items=TARGETS, default="CHARACTER")
+    transfer_seed: IntProperty(name="Seed", default=0, min=0)
+    transfer_identity: IntProperty(name="Identity", default=0, min=0)
+    transfer_take: StringProperty(
+        name="Identity from", subtype="FILE_PATH", default="", options=_PATH
+    )
+    transfer_output: EnumProperty(name="As", items=OUTPUTS, default="ARKIT")
+    transfer_motion: BoolProperty(
+        name="Head motion",
+        description="Also key the take's head motion on the result",
+        default=False,
+    )
+    up_axis: EnumProperty(
+        name="Up",
+        items=[
+            (a, a, f"The character's up axis is {a}") for a in ("Z", "Y", "-Z", "-Y", "X", "-X")
+        ],
+    )
+    forward_axis: EnumProperty(
+        name="Forward",
+        items=[(a, a, f"The face looks along {a}") for a in ("-Y", "Y", "Z", "-Z", "X", "-X")],
+    )
+    arkit_csv: StringProperty(name="Live Link CSV", subtype="FILE_PATH", default="", options=_PATH)
 
     sample_identities: IntProperty(name="Identities", default=4, min=1, max=64)
     sample_expressions: IntProperty(name="Expressions", default=0, min=0, max=16)

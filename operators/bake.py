@@ -46,11 +46,14 @@ class DPHM_OT_bake(EngineOperator, Operator):
         self._take = take
         meshes = folder / f"{take.stem}.meshes_r{s.alembic_resolution}.npz"
         return engine_for(context).submit(
-            "bake", take=str(take), out=str(folder / f"{take.stem}.bake_r{s.resolution}.npz"),
-            resolution=s.resolution, arkit_shapes=self.kind == "ARKIT",
+            "bake",
+            take=str(take),
+            out=str(folder / f"{take.stem}.bake_r{s.resolution}.npz"),
+            resolution=s.resolution,
+            arkit_shapes=self.kind == "ARKIT",
             meshes=str(meshes) if self.kind == "ALEMBIC" else None,
             meshes_resolution=s.alembic_resolution,
-        )  # fmt: skip
+        )
 
     def next_job(self, context, job):
         from ..core.engine.files import read_meshes
@@ -70,8 +73,15 @@ class DPHM_OT_bake(EngineOperator, Operator):
         else:
             meshes, _ = read_meshes(job.result["meshes"])
             abc = work_dir(context) / f"{stem}.abc"
-            obj = writers.bake_alembic(meshes, abc, data["fps"], first, f"DPHM {stem} Alembic",
-                                       writers.world_matrices(data), motion)  # fmt: skip
+            obj = writers.bake_alembic(
+                meshes,
+                abc,
+                data["fps"],
+                first,
+                f"DPHM {stem} Alembic",
+                writers.world_matrices(data),
+                motion,
+            )
         scene = context.scene
         scene.frame_start, scene.frame_end = first, first + len(data["frames"]) - 1
         for o in context.view_layer.objects:

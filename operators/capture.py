@@ -47,24 +47,31 @@ class DPHM_OT_capture_preview(EngineOperator, Operator):
             running.add(self.bl_idname)
             _stop_requested.discard(self.bl_idname)
             return engine_for(context).submit(
-                "live", input=LIVE[s.source], folder=str(self._folder / "live"),
+                "live",
+                input=LIVE[s.source],
+                folder=str(self._folder / "live"),
                 max_points=s.preview_points,
-            )  # fmt: skip
+            )
         if s.source == "SIMULATED":
             out = self._folder / f"simulated_{s.sim_sequence}_id{s.sim_identity}"
             return engine_for(context).submit(
-                "simulate", out=str(out), identity_seed=s.sim_identity,
-                sequence=s.sim_sequence, frames=s.sim_frames,
-            )  # fmt: skip
+                "simulate",
+                out=str(out),
+                identity_seed=s.sim_identity,
+                sequence=s.sim_sequence,
+                frames=s.sim_frames,
+            )
         return self._cache(context, source_input(s))
 
     def _cache(self, context, spec: str):
         self._input = spec
         name = absolute(spec).name or "capture"
         return engine_for(context).submit(
-            "point_cache", input=spec, out=str(self._folder / f"{name}.points.npz"),
+            "point_cache",
+            input=spec,
+            out=str(self._folder / f"{name}.points.npz"),
             max_points=context.scene.dphm.preview_points,
-        )  # fmt: skip
+        )
 
     def tick(self, context):
         if self.bl_idname in _stop_requested:
@@ -120,9 +127,12 @@ class DPHM_OT_record(EngineOperator, Operator):
         running.add(self.bl_idname)
         _stop_requested.discard(self.bl_idname)
         return engine_for(context).submit(
-            "live", input=LIVE[s.source], folder=str(folder / "live"), record=str(self._out),
+            "live",
+            input=LIVE[s.source],
+            folder=str(folder / "live"),
+            record=str(self._out),
             max_points=s.preview_points,
-        )  # fmt: skip
+        )
 
     tick = DPHM_OT_capture_preview.tick
 

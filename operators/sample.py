@@ -37,15 +37,20 @@ class DPHM_OT_sample_heads(EngineOperator, Operator):
         s = context.scene.dphm
         self._seed = s.sample_seed
         return engine_for(context).submit(
-            "sample", out=str(_scratch(context) / f"samples_s{s.sample_seed}.npz"),
-            identities=s.sample_identities, expressions=s.sample_expressions,
-            seed=s.sample_seed, steps=s.sample_steps, resolution=s.sample_resolution,
-        )  # fmt: skip
+            "sample",
+            out=str(_scratch(context) / f"samples_s{s.sample_seed}.npz"),
+            identities=s.sample_identities,
+            expressions=s.sample_expressions,
+            seed=s.sample_seed,
+            steps=s.sample_steps,
+            resolution=s.sample_resolution,
+        )
 
     def next_job(self, context, job):
         meshes, extra = read_meshes(job.result["path"])
-        made = samples.grid(context.scene, meshes, extra, context.scene.dphm.sample_spacing,
-                            self._seed)  # fmt: skip
+        made = samples.grid(
+            context.scene, meshes, extra, context.scene.dphm.sample_spacing, self._seed
+        )
         self.report({"INFO"}, f"DPHM: {len(made)} heads sampled (seed {self._seed})")
         return None
 
@@ -72,9 +77,14 @@ class DPHM_OT_reroll_head(EngineOperator, Operator):
         seed = self.seed or int(np.random.default_rng().integers(1, 2**31 - 1))
         self._seed = seed
         return engine_for(context).submit(
-            "sample", out=str(_scratch(context) / "reroll.npz"), identities=1, expressions=0,
-            seed=seed, steps=s.sample_steps, resolution=s.sample_resolution,
-        )  # fmt: skip
+            "sample",
+            out=str(_scratch(context) / "reroll.npz"),
+            identities=1,
+            expressions=0,
+            seed=seed,
+            steps=s.sample_steps,
+            resolution=s.sample_resolution,
+        )
 
     def next_job(self, context, job):
         _, z_exp = samples.codes(self._obj)
@@ -82,9 +92,11 @@ class DPHM_OT_reroll_head(EngineOperator, Operator):
             _, extra = read_meshes(job.result["path"])
             head = {"z_id": extra["z_id"][0].tolist(), "z_exp": z_exp.tolist()}
             return engine_for(context).submit(
-                "decode", out=job.result["path"], heads=[head],
+                "decode",
+                out=job.result["path"],
+                heads=[head],
                 resolution=context.scene.dphm.sample_resolution,
-            )  # fmt: skip
+            )
         [(v, f)], extra = read_meshes(job.result["path"])
         samples.replace_mesh(self._obj, v, f)
         self._obj["dphm_z_id"] = [float(x) for x in extra["z_id"][0]]
@@ -117,13 +129,19 @@ class DPHM_OT_interpolate_heads(EngineOperator, Operator):
             raise DPHMError(f"{a.name} and {b.name}: one has an expression, the other not")
         n = context.scene.dphm.interpolation_steps
         self._ts = np.linspace(0.0, 1.0, n + 2)[1:-1]
-        heads = [{"z_id": ((1 - t) * ia + t * ib).tolist(),
-                  "z_exp": None if ea is None else ((1 - t) * ea + t * eb).tolist()}
-                 for t in self._ts]  # fmt: skip
+        heads = [
+            {
+                "z_id": ((1 - t) * ia + t * ib).tolist(),
+                "z_exp": None if ea is None else ((1 - t) * ea + t * eb).tolist(),
+            }
+            for t in self._ts
+        ]
         return engine_for(context).submit(
-            "decode", out=str(_scratch(context) / "interpolated.npz"), heads=heads,
+            "decode",
+            out=str(_scratch(context) / "interpolated.npz"),
+            heads=heads,
             resolution=context.scene.dphm.sample_resolution,
-        )  # fmt: skip
+        )
 
     def next_job(self, context, job):
         a, b = self._ends
@@ -133,8 +151,9 @@ class DPHM_OT_interpolate_heads(EngineOperator, Operator):
             loc = a.location.lerp(b.location, float(t))
             loc.y -= context.scene.dphm.sample_spacing
             z_exp = extra["z_exp"][k] if extra["has_exp"][k] else None
-            samples.head_object(f"DPHM {a.name} -> {b.name} {t:.2f}", v, f, extra["z_id"][k],
-                                z_exp, coll, loc)  # fmt: skip
+            samples.head_object(
+                f"DPHM {a.name} -> {b.name} {t:.2f}", v, f, extra["z_id"][k], z_exp, coll, loc
+            )
         self.report({"INFO"}, f"DPHM: {len(meshes)} heads between {a.name} and {b.name}")
         return None
 

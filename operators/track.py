@@ -41,9 +41,14 @@ class DPHM_OT_track(EngineOperator, Operator):
         if s.use_range and s.range_end <= s.range_start:
             raise DPHMError(f"frame range {frames}: the end must come after the start")
         return engine_for(context).submit(
-            "track", input=str(source), out=str(self._out), quality=s.quality, frames=frames,
-            prior_strength=s.prior_strength, preview_folder=str(folder / "preview"),
-        )  # fmt: skip
+            "track",
+            input=str(source),
+            out=str(self._out),
+            quality=s.quality,
+            frames=frames,
+            prior_strength=s.prior_strength,
+            preview_folder=str(folder / "preview"),
+        )
 
     def on_preview(self, context, event):
         scene = context.scene

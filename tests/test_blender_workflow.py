@@ -102,6 +102,31 @@ def test_sample_reroll_interpolate(story):
     assert r["interpolate"] == ["FINISHED"] and r["sampled_after"] == 6
 
 
+def test_transfer_onto_a_model_identity(story):
+    _, r = story
+    assert r["transfer_codebook"] == ["FINISHED"] and r["transfer_codebook_keys"] == 52
+
+
+def test_transfer_onto_a_character_keeps_its_topology_uvs_materials(story):
+    _, r = story
+    assert r["landmarks"] == ["FINISHED"] and r["landmark_empties"] == 8
+    assert r["transfer_character"] == ["FINISHED"]
+    c = r["character"]
+    assert c["vertices_after"] == c["vertices_before"]
+    assert c["uv_layers"] == ["UVMap"] and c["materials"] == ["Character skin"]
+    assert c["frame_keys"] == 8
+    assert 1e-4 < c["max_move_m"] < 0.03  # the face moves, by millimetres, not metres
+
+
+def test_existing_arkit_keys_are_driven_and_missing_ones_reported(story):
+    _, r = story
+    assert r["drive"] == ["FINISHED"]
+    assert r["drive_missing"] == ["cheekPuff", "tongueOut"]  # in Apple's order
+    assert r["drive_err"] < 1e-5  # variants (EyeBlink_L, JAWOPEN, mouthSmile.R) keyed right
+    assert r["csv"] == ["FINISHED"] and r["drive_csv"] == ["FINISHED"]
+    assert r["drive_csv_err"] < 1e-5  # Live Link CSV round trip at 6 decimals
+
+
 def test_saved_scene_reopens_with_its_take_and_preview(story):
     out, r = story
     back = run("reload", out)

@@ -24,7 +24,31 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "tools" / "build_extension.py"
 SCENARIO = ROOT / "tests" / "blender_scripts" / "scenario.py"
 MARK = "DPHM-RESULT "
-CLASSES = ["DPHM_AddonPreferences", "DPHM_OT_check_setup", "DPHM_OT_copy_install_commands"]
+CLASSES = list(
+    (
+        "DPHM_AddonPreferences",
+        "DPHM_OT_bake",
+        "DPHM_OT_capture_preview",
+        "DPHM_OT_check_setup",
+        "DPHM_OT_copy_install_commands",
+        "DPHM_OT_drive_arkit_keys",
+        "DPHM_OT_export_arkit_csv",
+        "DPHM_OT_interpolate_heads",
+        "DPHM_OT_place_landmarks",
+        "DPHM_OT_record",
+        "DPHM_OT_reroll_head",
+        "DPHM_OT_sample_heads",
+        "DPHM_OT_stop_live",
+        "DPHM_OT_track",
+        "DPHM_OT_transfer",
+        "DPHM_PT_bake",
+        "DPHM_PT_capture",
+        "DPHM_PT_sample",
+        "DPHM_PT_track",
+        "DPHM_PT_transfer",
+        "DPHM_SceneSettings",
+    )
+)
 
 # The interpreter that runs the Blender scenarios: this one (bpy==5.0.1), or another with a
 # different bpy, e.g. DPHM_BLENDER_PYTHON=/tmp/bpy42/bin/python for Blender 4.2.
@@ -33,8 +57,9 @@ needs_bpy = pytest.mark.skipif(find_spec("bpy") is None, reason="bpy (pip bpy==5
 
 
 def run_tool(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, str(BUILD), *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(BUILD), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 def build_zip(source: Path, out: Path) -> Path:
@@ -52,8 +77,13 @@ def built_zip(tmp_path_factory):
 
 def blender_env(tmp: Path) -> dict:
     env = dict(os.environ)
-    for key in ("BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS", "BLENDER_USER_EXTENSIONS",
-                "BLENDER_USER_DATAFILES", "PYTHONSTARTUP"):
+    for key in (
+        "BLENDER_USER_CONFIG",
+        "BLENDER_USER_SCRIPTS",
+        "BLENDER_USER_EXTENSIONS",
+        "BLENDER_USER_DATAFILES",
+        "PYTHONSTARTUP",
+    ):
         env.pop(key, None)
     env["BLENDER_USER_RESOURCES"] = str(tmp / "blender_user")
     env["HOME"] = str(tmp / "home")
@@ -65,11 +95,17 @@ def blender_env(tmp: Path) -> dict:
 
 
 def run_scenario(tmp: Path, *args) -> dict:
-    proc = subprocess.run([BLENDER_PYTHON, str(SCENARIO), *map(str, args)], capture_output=True,
-                          text=True, timeout=180, env=blender_env(tmp), cwd=tmp)
+    proc = subprocess.run(
+        [BLENDER_PYTHON, str(SCENARIO), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=blender_env(tmp),
+        cwd=tmp,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-4000:]
-    result = json.loads(lines[-1][len(MARK):])
+    result = json.loads(lines[-1][len(MARK) :])
     assert "exception" not in result, result["exception"]
     result["stdout"] = proc.stdout
     return result
@@ -127,9 +163,16 @@ def test_manifest_declares_what_the_code_needs():
 @needs_bpy
 def test_zip_holds_the_extension(built_zip):
     names = set(zipfile.ZipFile(built_zip).namelist())
-    for needed in ("__init__.py", "blender_manifest.toml", "dphm_blender/__init__.py",
-                   "dphm_blender/preferences.py", "dphm_blender/engine_check.py",
-                   "operators/setup.py", "core/cli.py", "core/doctor.py"):
+    for needed in (
+        "__init__.py",
+        "blender_manifest.toml",
+        "dphm_blender/__init__.py",
+        "dphm_blender/preferences.py",
+        "dphm_blender/engine_check.py",
+        "operators/setup.py",
+        "core/cli.py",
+        "core/doctor.py",
+    ):
         assert needed in names
     for name in names:
         excluded = ("tests/", "tools/", ".venv/", ".git/", "dist/", "weights/training/")
@@ -141,9 +184,24 @@ def test_zip_holds_the_extension(built_zip):
 @needs_bpy
 def test_build_leaves_out_tests_caches_and_training_weights(tmp_path):
     src = tmp_path / "dphm"
-    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "dist", "build", "__pycache__", ".*_cache", "*.egg-info", "weights",
-        "runs", "demo_out", "out"))
+    shutil.copytree(
+        ROOT,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            "dist",
+            "build",
+            "__pycache__",
+            ".*_cache",
+            "*.egg-info",
+            "weights",
+            "runs",
+            "demo_out",
+            "out",
+        ),
+    )
     decoys = {
         "core/__pycache__/cli.cpython-311.pyc": False,
         "core/stray.pyc": False,
@@ -203,13 +261,15 @@ def test_setup_check_reports_a_broken_interpreter(tmp_path):
 
 
 def test_install_steps_name_the_interpreter_and_packages():
-    steps = "\n".join(engine_check.install_steps(["torch", "av"], "/opt/py/bin/python3",
-                                                 own_python=False))
+    steps = "\n".join(
+        engine_check.install_steps(["torch", "av"], "/opt/py/bin/python3", own_python=False)
+    )
     assert "/opt/py/bin/python3 -m pip install torch==" in steps
     assert "--index-url https://download.pytorch.org/whl/cpu" in steps
     assert "/opt/py/bin/python3 -m pip install av" in steps
-    own = engine_check.install_steps(["torch"], "C:/Program Files/Blender/python.exe",
-                                     own_python=True)
+    own = engine_check.install_steps(
+        ["torch"], "C:/Program Files/Blender/python.exe", own_python=True
+    )
     assert any('"C:/Program Files/Blender/python.exe" -m ensurepip' in s for s in own)
     assert any("Start Blender again" in s for s in own)
 
@@ -263,8 +323,9 @@ def test_working_tree_loads_as_local_repository(tmp_path):
 @needs_bpy
 def test_enabling_without_torch_explains_how_to_install(tmp_path):
     no_torch = tmp_path / "venv-without-torch"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(no_torch)], check=True,
-                   timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(no_torch)], check=True, timeout=120
+    )
     python = no_torch / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     r = run_scenario(tmp_path, "no_torch", local_repo(tmp_path), python)
     assert r["torch_blocked"]

@@ -107,4 +107,39 @@ class DPHM_PT_sample(_DPHMPanel, Panel):
         layout.prop(s, "interpolation_steps")
 
 
-CLASSES = (DPHM_PT_capture, DPHM_PT_track, DPHM_PT_bake, DPHM_PT_sample)
+class DPHM_PT_transfer(_DPHMPanel, Panel):
+    bl_label = "Transfer"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s, layout = context.scene.dphm, self.layout
+        layout.prop(s, "transfer_target")
+        if s.transfer_target == "PRIOR":
+            layout.prop(s, "transfer_seed")
+        elif s.transfer_target == "CODEBOOK":
+            layout.prop(s, "transfer_identity")
+        elif s.transfer_target == "TAKE":
+            layout.prop(s, "transfer_take")
+        else:
+            obj = context.active_object
+            layout.label(
+                text=f"Character: {obj.name}"
+                if obj and obj.type == "MESH"
+                else "Select the character's mesh",
+                icon="MESH_DATA",
+            )
+            row = layout.row(align=True)
+            row.prop(s, "up_axis")
+            row.prop(s, "forward_axis")
+            layout.operator("dphm.place_landmarks", icon="EMPTY_AXIS")
+        layout.prop(s, "transfer_output")
+        layout.prop(s, "transfer_motion")
+        layout.operator("dphm.transfer", icon="MOD_DATA_TRANSFER")
+        box = layout.box()
+        box.label(text="Existing ARKit shape keys")
+        box.prop(s, "arkit_csv")
+        box.operator("dphm.drive_arkit_keys", icon="SHAPEKEY_DATA")
+        box.operator("dphm.export_arkit_csv", icon="EXPORT")
+
+
+CLASSES = (DPHM_PT_capture, DPHM_PT_track, DPHM_PT_bake, DPHM_PT_sample, DPHM_PT_transfer)

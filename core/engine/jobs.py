@@ -357,6 +357,96 @@ def _decode(ctx, net, heads, out, resolution, grid) -> dict:
     return {"path": str(out), "heads": len(meshes)}
 
 
+def transfer(
+    ctx,
+    take,
+    out,
+    onto,
+    mesh=None,
+    landmarks=None,
+    up="Z",
+    forward="-Y",
+    arkit_shapes=True,
+    resolution=128,
+) -> dict:
+    """A take on another head: ``onto`` is ``identity:SEED``, ``codebook:N``, ``take:PATH``
+    (a model head, baked like a take) or ``mesh`` (the character in ``mesh``, a mesh list of
+    one in its own coordinates, retargeted on its own vertices). Writes a bake to ``out``."""
+    from types import SimpleNamespace
+
+    from ..model.head import load_head
+    from ..tracking.bake import write_bake
+    from ..tracking.take import read_take
+    from ..transfer import commands, heads, retarget
+
+    data = read_take(take)
+    net, content = load_head()
+    if content["sha256"] != data["model_sha256"]:
+        raise DPHMError(
+            f"{take}: tracked with head model {data['model_sha256'][:12]}, "
+            f"not {content['sha256'][:12]}"
+        )
+    n = len(data["z_exp"]) + (52 if arkit_shapes else 0)
+    step = lambda done, _: ctx.progress(done, n, "pose frames")  # noqa: E731
+    summary = {"bake": str(out), "onto": onto}
+    if onto == "mesh":
+        from .files import read_meshes
+
+        [(vertices, faces)], _ = read_meshes(mesh)
+        ctx.progress(0, n, "fit the character")
+        fit = retarget.fit_character(net, content, vertices, faces, landmarks, up, forward)
+        fit = {**fit, "vertices": vertices, "faces": faces}
+        args = SimpleNamespace(no_arkit_shapes=not arkit_shapes, onto=f"the mesh in {mesh}")
+        result = commands._character_bake(net, content, data, fit, args, step)
+        summary.update(
+            fit_error_mm=float(fit["fit_error_mm"]),
+            fit_points=float(fit["fit_points"]),
+            moving=float((result["weights"] > 0.5).mean()),
+        )
+    else:
+        kind, _, value = onto.partition(":")
+        if kind == "identity":
+            z_id = heads.prior_identity(content, int(value))
+        elif kind == "codebook":
+            z_id = heads.codebook_identity(content, int(value))
+        elif kind == "take":
+            z_id = heads.take_identity(value, content)
+        else:
+            raise DPHMError(f"transfer onto {onto!r}: identity:SEED, codebook:N, take:PATH or mesh")
+        result = heads.transfer_take(net, content, data, z_id, resolution, arkit_shapes, step)
+    write_bake(out, result)
+    summary["residual_mm_max"] = float(result["residual_mm"].max(initial=0.0))
+    return summary
+
+
+def landmarks(ctx, mesh, up="Z", forward="-Y") -> dict:
+    """Where the manual landmarks sit on a character (a mesh list of one), from the
+    automatic alignment: a starting point for the user to correct."""
+    from ..model.head import load_head
+    from ..transfer.landmarks import MANUAL_LANDMARKS, apply
+    from ..transfer.retarget import fit_character
+    from .files import read_meshes
+
+    [(vertices, faces)], _ = read_meshes(mesh)
+    net, content = load_head()
+    ctx.progress(0, 1, "fit the character")
+    fit = fit_character(net, content, vertices, faces, None, up, forward)
+    canonical = np.array(list(MANUAL_LANDMARKS.values()))
+    found = apply(np.linalg.inv(fit["alignment"]), canonical)
+    return {
+        "landmarks": {k: p.tolist() for k, p in zip(MANUAL_LANDMARKS, found, strict=True)},
+        "fit_error_mm": float(fit["fit_error_mm"]),
+    }
+
+
+def arkit_csv(ctx, take, out) -> dict:
+    """A take's ARKit weights and head rotation as a Live Link Face CSV."""
+    from ..tracking.export import write_arkit_csv
+    from ..tracking.take import read_take
+
+    return {"path": str(out), "rows": write_arkit_csv(out, read_take(take))}
+
+
 JOBS = {
     "ping": ping,
     "probe": probe,
@@ -367,4 +457,7 @@ JOBS = {
     "bake": bake,
     "sample": sample,
     "decode": decode,
+    "transfer": transfer,
+    "arkit_csv": arkit_csv,
+    "landmarks": landmarks,
 }

@@ -17,6 +17,9 @@ from types import SimpleNamespace
 import bpy
 import dphm
 import numpy as np
+from dphm.core.data.arkit import ARKIT_NAMES
+from dphm.core.tracking.take import read_take
+from dphm.dphm_blender import transfer as dphm_transfer
 from dphm.dphm_blender.ui_bench import _TrackSteps
 
 mode, out = sys.argv[1], Path(sys.argv[2])
@@ -106,5 +109,77 @@ for o in bpy.context.view_layer.objects:
 s.interpolation_steps = 2
 result["interpolate"] = list(bpy.ops.dphm.interpolate_heads())
 result["sampled_after"] = len([o for o in bpy.data.objects if "dphm_z_id" in o])
+# Transfer: onto a model identity as ARKit keys
+take = read_take(bpy.path.abspath(s.take))
+s.transfer_target, s.transfer_identity, s.transfer_output = "CODEBOOK", 3, "ARKIT"
+result["transfer_codebook"] = list(bpy.ops.dphm.transfer())
+other = bpy.data.objects.get("DPHM take_001 on id3")
+result["transfer_codebook_keys"] = len(other.data.shape_keys.key_blocks) - 1 if other else 0
+
+# Transfer onto a character of its own topology: a sampled head, decimated, with UVs
+source = bpy.data.objects["DPHM sample s0 id1"]
+character = bpy.data.objects.new("Character", source.data.copy())
+scene.collection.objects.link(character)
+decimate = character.modifiers.new("decimate", "DECIMATE")
+decimate.ratio = 0.4
+bpy.context.view_layer.objects.active = character
+bpy.ops.object.modifier_apply(modifier=decimate.name)
+character.data.uv_layers.new(name="UVMap")
+character.data.materials.append(bpy.data.materials.new("Character skin"))
+n_vertices = len(character.data.vertices)
+for o in bpy.context.view_layer.objects:
+    o.select_set(o is character)
+result["landmarks"] = list(bpy.ops.dphm.place_landmarks())
+result["landmark_empties"] = len(bpy.data.collections["DPHM Landmarks"].objects)
+s.transfer_target, s.transfer_output = "CHARACTER", "SHAPE_KEYS"
+result["transfer_character"] = list(bpy.ops.dphm.transfer())
+keys = character.data.shape_keys.key_blocks
+rest = np.array([v.co for v in keys[0].data])
+moved = [float(np.abs(np.array([v.co for v in k.data]) - rest).max()) for k in keys[1:]]
+result["character"] = {
+    "vertices_before": n_vertices,
+    "vertices_after": len(character.data.vertices),
+    "uv_layers": [u.name for u in character.data.uv_layers],
+    "materials": [m.name for m in character.data.materials],
+    "frame_keys": len(keys) - 1,
+    "max_move_m": max(moved),
+}
+
+# Driving existing ARKit keys: the ARKit head, keys renamed to common variants, two removed
+rig = bpy.data.objects["DPHM take_001 ARKit"]
+rig.shape_key_remove(rig.data.shape_keys.key_blocks["cheekPuff"])
+rig.shape_key_remove(rig.data.shape_keys.key_blocks["tongueOut"])
+blocks = rig.data.shape_keys.key_blocks
+blocks["eyeBlinkLeft"].name = "EyeBlink_L"
+blocks["jawOpen"].name = "JAWOPEN"
+blocks["mouthSmileRight"].name = "mouthSmile.R"
+rig.data.shape_keys.animation_data_clear()
+for o in bpy.context.view_layer.objects:
+    o.select_set(o is rig)
+bpy.context.view_layer.objects.active = rig
+s.arkit_csv = ""
+result["drive_missing"] = dphm_transfer.drive_keys(rig, take["arkit"], 99)[1]
+result["drive"] = list(bpy.ops.dphm.drive_arkit_keys())  # replaces that action
+result["drive_err"] = 0.0
+first = s.first_frame + s.take_first_frame
+for f in (0, 5):
+    scene.frame_set(first + f)
+    for key, name in (
+        ("EyeBlink_L", "eyeBlinkLeft"),
+        ("JAWOPEN", "jawOpen"),
+        ("mouthSmile.R", "mouthSmileRight"),
+    ):
+        err = abs(blocks[key].value - take["arkit"][f, ARKIT_NAMES.index(name)])
+        result["drive_err"] = max(result["drive_err"], float(err))
+result["csv"] = list(bpy.ops.dphm.export_arkit_csv())
+csv = out / "scene_dphm" / "take_001_livelink.csv"
+s.arkit_csv = str(csv)
+rig.data.shape_keys.animation_data_clear()
+result["drive_csv"] = list(bpy.ops.dphm.drive_arkit_keys())
+scene.frame_set(s.first_frame + 4)
+result["drive_csv_err"] = float(
+    abs(blocks["JAWOPEN"].value - take["arkit"][4, ARKIT_NAMES.index("jawOpen")])
+)
+
 bpy.ops.wm.save_mainfile()
 print("DPHM-RESULT " + json.dumps(result), flush=True)
