@@ -104,23 +104,78 @@ def run_export(args) -> int:
         n = export.write_arkit_csv(out, take)
         print(f"wrote {out}: {n} rows")
         return 0
-    if args.to not in ("obj", "pc2"):
-        raise DPHMError(
-            f"--to {args.to}: not available from the command line yet (obj, pc2, "
-            "arkit-csv); .abc and .blend come from the Blender side"
-        )
     model, content = load_head(args.model)
     if content["sha256"] != take["model_sha256"]:
         raise DPHMError(
             f"{args.take}: tracked with head model {take['model_sha256'][:12]}, "
             f"not {content['sha256'][:12]}; pass --model"
         )
+    if args.to in ("blend", "abc"):
+        return _export_blender(model, content, take, out, args)
     faces, frames = export.posed_meshes(model, take, args.resolution, args.space)
     frames = tqdm(frames, total=len(take["z_exp"]), desc=f"export {args.to}", unit="frame")
     if args.to == "obj":
         n = export.write_obj_sequence(out, faces, frames)
     else:
         n = export.write_pc2(out, frames)
+    print(f"wrote {out}: {n} frames")
+    return 0
+
+
+def _export_blender(model, content, take, out: Path, args) -> int:
+    """.blend or .abc through a headless Blender (bpy) child process."""
+    import importlib.util
+    import json
+    import subprocess
+    import tempfile
+
+    from ..engine.files import write_meshes
+    from .bake import bake_take, frame_meshes, write_bake
+
+    if importlib.util.find_spec("bpy") is None:
+        raise DPHMError(
+            f"--to {args.to} writes through Blender's bpy, which is not installed "
+            "here (pip install bpy==5.0.1)"
+        )
+    if out.suffix != f".{args.to}":
+        raise DPHMError(f"--out {out}: expected a .{args.to} file")
+    n = len(take["z_exp"])
+    with (
+        tempfile.TemporaryDirectory(prefix="dphm-export-") as tmp,
+        tqdm(
+            total=n * (2 if args.to == "abc" else 1) + (52 if args.to == "blend" else 0),
+            desc=f"export {args.to}",
+            unit="pose",
+        ) as bar,
+    ):
+        tmp = Path(tmp)
+        bake = bake_take(
+            model,
+            content,
+            take,
+            args.resolution,
+            args.to == "blend",
+            lambda d, _: bar.update(d - bar.n),
+        )
+        write_bake(tmp / "bake.npz", bake)
+        manifest = {"bake": str(tmp / "bake.npz"), "out": str(out.resolve()), "space": args.space}
+        if args.to == "abc":
+            meshes = []
+            for m in frame_meshes(model, take, args.resolution):
+                meshes.append(m)
+                bar.update(1)
+            write_meshes(tmp / "meshes.npz", meshes)
+            manifest["meshes"] = str(tmp / "meshes.npz")
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        root = __package__.rsplit(".core", 1)[0]
+        proc = subprocess.run(
+            [sys.executable, "-m", f"{root}.dphm_blender.export_scene", str(tmp / "manifest.json")],
+            capture_output=True,
+            text=True,
+        )
+    if proc.returncode != 0 or "DPHM-RESULT " not in proc.stdout:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-12:])
+        raise DPHMError(f"{out}: Blender could not write it:\n{tail}")
     print(f"wrote {out}: {n} frames")
     return 0
 
@@ -134,7 +189,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
     p.add_argument("--no-prior", action="store_true", help="L2 code prior instead of diffusion")
     p.set_defaults(func=run_track)
-    e = sub.add_parser("export", help="a take to OBJ sequence, PC2 or ARKit CSV")
+    e = sub.add_parser("export", help="a take to OBJ sequence, PC2, .blend, Alembic or ARKit CSV")
     e.add_argument("take")
     e.add_argument("--to", required=True, choices=["obj", "pc2", "abc", "blend", "arkit-csv"])
     e.add_argument("--out", required=True, help="folder (obj) or file")
