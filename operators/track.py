@@ -5,6 +5,7 @@ from bpy.types import Operator
 from ..core.errors import DPHMError
 from ..dphm_blender import capture_view
 from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
+from . import capture
 
 
 def next_take_path(folder):
@@ -25,6 +26,8 @@ class DPHM_OT_track(EngineOperator, Operator):
     @classmethod
     def poll(cls, context):
         s = getattr(context.scene, "dphm", None)
+        if s is not None and s.source in capture.LIVE:
+            return not capture.running
         if s is None or not s.capture_path:
             cls.poll_message_set("Preview or record a capture first (Capture panel)")
             return False
@@ -32,6 +35,22 @@ class DPHM_OT_track(EngineOperator, Operator):
 
     def first_job(self, context):
         s = context.scene.dphm
+        if s.source in capture.LIVE:  # track the camera as it streams, recording it too
+            folder = work_dir(context)
+            self._out, self._live = next_take_path(folder), True
+            capture.running.add(self.bl_idname)
+            capture._stop_requested.discard(self.bl_idname)
+            return engine_for(context).submit(
+                "track",
+                input=capture.LIVE[s.source],
+                out=str(self._out),
+                quality=s.quality,
+                prior_strength=s.prior_strength,
+                preview_folder=str(folder / "preview"),
+                record=str(folder / self._out.stem),
+                live=True,
+            )
+        self._live = False
         source = absolute(s.capture_path)
         if not source.exists():
             raise DPHMError(f"{source}: the capture is gone; preview a source again")
@@ -50,6 +69,14 @@ class DPHM_OT_track(EngineOperator, Operator):
             preview_folder=str(folder / "preview"),
         )
 
+    tick = capture.DPHM_OT_capture_preview.tick
+
+    def modal(self, context, event):
+        if self._live and event.type == "ESC" and event.value == "PRESS":
+            self._job.stop()  # Esc ends live tracking like Stop: the take is kept
+            return {"RUNNING_MODAL"}
+        return super().modal(context, event)
+
     def on_preview(self, context, event):
         scene = context.scene
         capture_view.show_head(scene, event["path"])
@@ -58,9 +85,13 @@ class DPHM_OT_track(EngineOperator, Operator):
 
     def cleanup(self, context):
         capture_view.remove_object(capture_view.HEAD_PREVIEW)
+        capture.running.discard(self.bl_idname)
 
     def next_job(self, context, job):
         s, r = context.scene.dphm, job.result
+        if job.cmd == "point_cache":
+            capture_view.load_point_cache(context.scene, absolute(r["path"]))
+            return None
         self.cleanup(context)
         s.take, s.take_first_frame = relative(r["take"]), int(r.get("first_frame", 0))
         err = r["fit_error_mm"]
@@ -71,7 +102,16 @@ class DPHM_OT_track(EngineOperator, Operator):
             + (f", {r['lost']} without a head" if r["lost"] else "")
             + f" -> {r['take']}",
         )
-        return None
+        if not r.get("record"):
+            return None
+        s.source, s.source_folder = "FOLDER", relative(r["record"])
+        s.capture_path = relative(r["record"])
+        return engine_for(context).submit(
+            "point_cache",
+            input=r["record"],
+            max_points=s.preview_points,
+            out=str(work_dir(context) / f"{absolute(r['record']).name}.points.npz"),
+        )
 
 
 CLASSES = (DPHM_OT_track,)

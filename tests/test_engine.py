@@ -11,6 +11,8 @@ from dphm.core.capture.folder import CaptureFolder, FolderWriter
 from dphm.core.capture.frame import DepthFrame, Intrinsics
 from dphm.core.engine.files import PointCache, read_meshes, write_meshes
 from dphm.core.engine.protocol import decode, encode
+from dphm.core.paths import shared_data_dir
+from dphm.core.tracking.take import read_take
 from dphm.dphm_blender.engine import Engine
 
 INTR = Intrinsics(200.0, 200.0, 79.5, 59.5, 160, 120)
@@ -162,3 +164,32 @@ def test_an_engine_python_without_torch_says_so(tmp_path):
         assert "torch is not installed" in job.error and "preferences" in job.error
     finally:
         eng.close()
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="the simulated performer needs ICT-FaceKit")
+def test_live_tracking_streams_previews_and_stop_keeps_the_take(engine, tmp_path):
+    sim = engine.submit("simulate", out=str(tmp_path / "sim"), frames=150, sequence="talking")
+    sim.wait(600)
+    assert sim.state == "done", sim.error
+    previews = []
+    job = engine.submit(
+        "track",
+        input=str(tmp_path / "sim"),
+        out=str(tmp_path / "live.npz"),
+        quality="preview",
+        live=True,
+        record=str(tmp_path / "rec"),
+        preview_folder=str(tmp_path / "preview"),
+    )
+    while not job.finished and len(previews) < 2:
+        previews += [e for e in job.poll() if e["event"] == "preview"]
+        time.sleep(0.05)
+    job.stop()
+    job.wait(120)
+    assert job.state == "done", job.error
+    take = read_take(tmp_path / "live.npz")
+    assert len(take["z_exp"]) == job.result["frames"] >= 3
+    assert np.nanmedian(take["fit_error_mm"]) < 3.0
+    [(head, faces)], _ = read_meshes(previews[-1]["path"])
+    assert len(faces) > 100 and 0.3 < np.median(head[:, 2]) < 1.0  # before the camera
+    assert CaptureFolder(tmp_path / "rec").length >= len(take["z_exp"])

@@ -58,7 +58,11 @@ class DPHM_PT_track(_DPHMPanel, Panel):
         sub.active = s.use_range
         sub.prop(s, "range_start")
         sub.prop(s, "range_end")
-        layout.operator("dphm.track", icon="TRACKING")
+        if "dphm.track" in capture.running:
+            layout.operator("dphm.stop_live", text="Stop tracking", icon="SNAP_FACE")
+        else:
+            live = s.source in capture.LIVE
+            layout.operator("dphm.track", text="Track live" if live else "Track", icon="TRACKING")
         if s.take:
             layout.prop(s, "take")
         eng = engine._engine

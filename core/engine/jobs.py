@@ -182,8 +182,12 @@ def track(
     model=None,
     preview_folder=None,
     preview_resolution=48,
+    live=False,
+    record=None,
 ) -> dict:
-    """Track a recording into a take (``out``); previews the fitted head while it runs."""
+    """Track a recording into a take (``out``); previews the fitted head while it runs.
+    A camera (``live:k4a``, ``live:realsense``), or any source with ``live``, is tracked
+    frame by frame as it streams until ``stop``; ``record`` also keeps its frames."""
     from ..capture.opener import open_source
     from ..model.head import load_head
     from ..tracking.presets import get_preset
@@ -191,8 +195,6 @@ def track(
     from ..tracking.tracker import Tracker, load_prior_for
     from ..tracking.tracker import track as run
 
-    if str(input).startswith("live:"):
-        raise DPHMError(f"{input}: record first, then track the recording")
     if not 0.0 <= float(prior_strength) <= 10.0:
         raise DPHMError(f"prior strength {prior_strength}: must be within 0 to 10")
     preset = get_preset(quality)
@@ -204,6 +206,8 @@ def track(
     prior = load_prior_for(content) if prior_strength > 0 else None
     tracker = Tracker(net, content, preset, prior)
     preview = _Preview(ctx, net, preview_folder, preview_resolution) if preview_folder else None
+    if live or str(input).startswith("live:"):
+        return _track_live(ctx, tracker, input, out, preview, record)
     t0 = time.monotonic()
     with open_source(input) as src:
         rng = _frame_range(frames, src.length) or range(src.length or 0)
@@ -245,6 +249,59 @@ def track(
         "fps": len(results) / seconds,
         "fit_error_mm": float(np.nanmedian(err)) if np.isfinite(err).any() else None,
         "first_frame": rng.start,
+    }
+
+
+def _track_live(ctx, tracker, input, out, preview, record) -> dict:
+    """Streaming: identity from the first keyframes, then every frame as it arrives (frames
+    that come while one is being fitted are skipped, as a camera does not wait)."""
+    from ..capture.folder import FolderWriter
+    from ..capture.opener import open_source
+    from ..tracking.take import write_take
+    from ..tracking.tracker import take_arrays
+
+    results, t0 = [], time.monotonic()
+    with open_source(input) as src:
+        replay = not str(input).startswith("live:")
+        writer = FolderWriter(record, src.intrinsics, src.fps) if record else None
+
+        def frames():
+            for f in src:
+                if ctx.stopping:
+                    return
+                if writer:
+                    writer.write(f)
+                if replay:  # a recording plays at its own rate, skipping what we missed
+                    due = t0 + f.index / src.fps
+                    if time.monotonic() > due + 1.0 / src.fps:
+                        continue
+                    time.sleep(max(0.0, due - time.monotonic()))
+                yield tracker.observe(f)
+
+        try:
+            for r in tracker.results(frames()):
+                results.append(r)
+                err = f"{r.fit_error_mm:.2f} mm" if r.found else "no head"
+                ctx.progress(len(results), None, "live track", f"frame {r.index}: {err}")
+                if preview:
+                    preview(tracker, r)
+        finally:
+            if writer:
+                writer.close()
+        intr = src.intrinsics.to_dict()
+    if not any(r.found for r in results):
+        raise DPHMError(f"{input}: no head in view in {len(results)} frames")
+    write_take(out, intrinsics=intr, source=str(input), **take_arrays(tracker, results))
+    seconds = time.monotonic() - t0
+    return {
+        "take": str(out),
+        "frames": len(results),
+        "lost": int(sum(not r.found for r in results)),
+        "seconds": seconds,
+        "fps": len(results) / seconds,
+        "fit_error_mm": float(np.nanmedian([r.fit_error_mm for r in results])),
+        "first_frame": results[0].index if results else 0,
+        "record": str(record) if record else None,
     }
 
 
