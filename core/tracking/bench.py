@@ -4,8 +4,12 @@ Each case is a held-out ICT identity (``corpus`` split) performing a named seque
 model never trained on them) at NFOV unbinned, 0.5 to 0.8 m. Every ``EVAL_STRIDE``-th
 frame's tracked head (posed SDF meshed at ``EVAL_RESOLUTION``, in camera space) is compared
 with the ground-truth mesh by ``geometry.metrics.compare_meshes``; ARKit weights by mean
-absolute error. Rows: dphm (diffusion prior when shipped), no_prior (L2 codes),
-linear_3dmm (ICT fitted to the same points: an oracle here), and the robustness sweep.
+absolute error. Rows: dphm (diffusion prior and encoder when shipped), no_prior (L2
+codes), dphm_no_encoder, encoder_only (the encoder's guess per frame, no optimisation after
+the identity fit), dphm_preview, linear_3dmm (ICT fitted to the same points: an oracle
+here), and the robustness sweep on the first case: Kinect noise x2 / x4, 50 / 90 % of the
+head's depth points dropped (after segmentation: random pixel dropout in the depth image
+breaks it into specks no segmentation should call a head) and fast head motion.
 fps counts the per-frame stages; fps_overall includes the one-off identity fit.
 """
 
@@ -23,7 +27,9 @@ from ..geometry.meshing import largest_component, mesh_sdf
 from ..geometry.metrics import compare_meshes
 from ..model.bench import ground_truth_mesh
 from ..model.head import load_head
+from .encoder import load_encoder_for
 from .linear import LinearTracker
+from .preprocess import segment_head
 from .presets import PRESETS
 from .tracker import Tracker, load_prior_for, track
 
@@ -35,11 +41,29 @@ TARGETS = {
 }
 SEQUENCES = ("talking", "smiling", "jaw")
 EVAL_STRIDE, EVAL_RESOLUTION = 15, 192
-PER_FRAME = ("preprocess", "fit", "refine", "arkit")
+PER_FRAME = ("preprocess", "encoder", "fit", "refine", "arkit")
 
 
-def make_take(ict, case, sequence, frames, noise_scale=1.0, dropout=0.0, motion="normal"):
-    sim = HeadSimulator(ict, seed=case, noise_scale=noise_scale, dropout=dropout)
+class SparseTracker(Tracker):
+    """A Tracker that keeps a random ``1 - drop`` share of each frame's head points."""
+
+    def __init__(self, *args, drop=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.drop = drop
+
+    def observe(self, frame):
+        with self.timed("preprocess"):
+            obs = segment_head(frame, seed=frame.index)
+        if obs.found:
+            rng = np.random.default_rng(frame.index)
+            keep = np.flatnonzero(rng.random(len(obs.points)) >= self.drop)
+            keep = rng.permutation(keep)[: 4 * self.preset.n_points]
+            obs.points, obs.normals = obs.points[keep], obs.normals[keep]
+        return obs
+
+
+def make_take(ict, case, sequence, frames, noise_scale=1.0, motion="normal"):
+    sim = HeadSimulator(ict, seed=case, noise_scale=noise_scale)
     sim.identity = corpus.identity_weights("heldout", case + 1, len(ict.identity_deltas))[case]
     sim.base = ict.head(sim.identity)
     R, t = head_motion(frames, 30, sim.pivot, case, motion)
@@ -65,8 +89,8 @@ def evaluate(pred_meshes, sims, arkit, ict, topo):
     return out
 
 
-def run_dphm(model, content, preset, prior, sims):
-    tracker = Tracker(model, content, preset, prior)
+def run_dphm(model, content, preset, prior, sims, encoder, drop=0.0):
+    tracker = SparseTracker(model, content, preset, prior, encoder=encoder, drop=drop)
     t0 = time.perf_counter()
     _, arrays = track(tracker, [s.frame for s in sims])
     total = time.perf_counter() - t0
@@ -115,6 +139,7 @@ def run(args) -> list[dict]:
     quick = getattr(args, "quick", False)
     model, content = load_head()
     prior = load_prior_for(content)
+    encoder = load_encoder_for(content)
     ict = load_ict()
     topo = topology(ict)
     frames = 30 if quick else 60
@@ -127,21 +152,32 @@ def run(args) -> list[dict]:
         rows.append(row)
         print(row, flush=True)
 
+    def run_all(case, sims, methods, drop=0.0):
+        for method, preset, pri, enc in methods:
+            add(method, case, *run_dphm(model, content, preset, pri, sims, enc, drop))
+
+    main = [("dphm" if prior is not None else "dphm (no diffusion prior shipped: L2)",
+             balanced, prior, encoder)]  # fmt: skip
+    if prior is not None:
+        main.append(("no_prior", balanced, None, encoder))
+    if encoder is not None:
+        main.append(("dphm_no_encoder", balanced, prior, None))
+        only = balanced.but(steps=0, window=0, window_steps=0)
+        main.append(("encoder_only", only, prior, encoder))
+    main.append(("dphm_preview", PRESETS["preview"], prior, encoder))
     for c, seq in enumerate(seqs):
         sims = make_take(ict, c, seq, frames)
         case = f"heldout{c:02d}_{seq}"
-        dphm_name = "dphm" if prior is not None else "dphm (no diffusion prior shipped: L2)"
-        add(dphm_name, case, *run_dphm(model, content, balanced, prior, sims))
-        if prior is not None:
-            add("no_prior", case, *run_dphm(model, content, balanced, None, sims))
-        add("dphm_preview", case, *run_dphm(model, content, PRESETS["preview"], prior, sims))
+        run_all(case, sims, main)
         add("linear_3dmm (oracle)", case, *run_linear(ict, sims, model, content))
-    sweep = [("noise_x2", {"noise_scale": 2.0}), ("noise_x4", {"noise_scale": 4.0}),
-             ("drop_50", {"dropout": 0.5}), ("drop_90", {"dropout": 0.9}),
-             ("fast", {"motion": "fast"})]  # fmt: skip
-    for name, kw in sweep[:2] if quick else sweep:
+    sweep = [
+        ("noise_x2", {"noise_scale": 2.0}, 0.0),
+        ("noise_x4", {"noise_scale": 4.0}, 0.0),
+        ("drop_50", {}, 0.5),
+        ("drop_90", {}, 0.9),
+        ("fast", {"motion": "fast"}, 0.0),
+    ]
+    for name, kw, drop in [sweep[1], sweep[3], sweep[4]] if quick else sweep:
         sims = make_take(ict, 0, "talking", frames, **kw)
-        add("dphm", name, *run_dphm(model, content, balanced, prior, sims))
-        if prior is not None:
-            add("no_prior", name, *run_dphm(model, content, balanced, None, sims))
+        run_all(name, sims, main[:2], drop)
     return rows

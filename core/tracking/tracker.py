@@ -19,6 +19,7 @@ from scipy.spatial.transform import Rotation
 from ..errors import DPHMError
 from . import rigid
 from .arkit_map import ArkitMap
+from .encoder import load_encoder_for
 from .fit import CodePrior, State, fit_frames
 from .preprocess import segment_head
 
@@ -50,9 +51,13 @@ def load_prior_for(content, required=False):
 
 
 class Tracker:
-    def __init__(self, model, content, preset, prior=None, seed=0):
+    """``encoder``: an ``encoder.Encoder`` whose guess starts every frame, None for none, or
+    "auto" for the one shipped for this head model when there is one."""
+
+    def __init__(self, model, content, preset, prior=None, seed=0, encoder="auto"):
         self.model, self.content, self.preset, self.seed = model, content, preset, seed
         self.prior = CodePrior(content, preset, prior)
+        self.encoder = load_encoder_for(content) if encoder == "auto" else encoder
         self.arkit = ArkitMap.from_content(content)
         self.neutral = content["codebooks"]["exp"][0].numpy()
         self.timings = defaultdict(float)
@@ -78,7 +83,15 @@ class Tracker:
         if res * 1000 > HEAD_RESIDUAL_MM:
             return None
         z = self.history[-1].z_exp if self.history else self.neutral
-        return State(z.copy(), R, t)
+        return self.encode(obs, State(z.copy(), R, t))
+
+    def encode(self, obs, guess: State) -> State:
+        """The encoder's state for an observation from a pose guess (the guess without one)."""
+        if self.encoder is None:
+            return guess
+        with self.timed("encoder"):
+            p = self.encoder.predict([obs], [(guess.R, guess.t)], seed=self.seed)[0]
+        return State(p["z_exp"], p["R"], p["t"])
 
     def fit_identity(self, observations) -> list:
         """Fit the identity code on keyframes; returns the observations that were heads."""
@@ -123,7 +136,7 @@ class Tracker:
             if init is None:
                 return self._flagged(obs, "blob does not fit a head")
         else:
-            init, before = self._prediction(), self.history[-1]
+            init, before = self.encode(obs, self._prediction()), self.history[-1]
             steps = self.preset.steps
         with self.timed("fit"):
             _, (state,), (err,), _ = fit_frames(

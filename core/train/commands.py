@@ -1,10 +1,15 @@
-"""``dphm train model|prior --preset tiny|default [--data PATH] [--head CKPT] [--out CKPT]``."""
+"""``dphm train model|prior|encoder --preset tiny|default [--data PATH] [--head CKPT]
+[--out CKPT]``."""
 
 from pathlib import Path
 
 from ..paths import WEIGHTS_DIR
 
-DEFAULT_OUT = {"model": WEIGHTS_DIR / "head_model.pt", "prior": WEIGHTS_DIR / "prior.pt"}
+DEFAULT_OUT = {
+    "model": WEIGHTS_DIR / "head_model.pt",
+    "prior": WEIGHTS_DIR / "prior.pt",
+    "encoder": WEIGHTS_DIR / "encoder.pt",
+}
 
 
 def run(args) -> int:
@@ -13,10 +18,14 @@ def run(args) -> int:
         from .head import train_head
 
         result = train_head(args.preset, out, ict_path=args.data, resume=not args.restart)
-    else:
+    elif args.what == "prior":
         from ..prior.train import train_prior
 
         result = train_prior(args.preset, args.head, out)
+    else:
+        from .encoder import train_encoder
+
+        result = train_encoder(args.preset, args.head, out)
     if result:
         print(
             f"wrote {result['path']} (sha256 {result['sha256'][:12]}, "
@@ -26,12 +35,18 @@ def run(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train the head model or its priors (runs under torchrun too)")
-    p.add_argument("what", choices=["model", "prior"])
+    p = sub.add_parser(
+        "train", help="train the head model, its priors or the encoder (runs under torchrun too)"
+    )
+    p.add_argument("what", choices=["model", "prior", "encoder"])
     p.add_argument("--preset", choices=["tiny", "default"], default="default")
     p.add_argument("--data", help="ICT-FaceKit .npz or FaceXModel folder (default: shared data)")
-    p.add_argument("--head", help="prior: the head checkpoint to train on (default: weights/)")
-    p.add_argument("--out", help="checkpoint path (default: weights/head_model.pt or prior.pt)")
+    p.add_argument(
+        "--head", help="prior, encoder: the head checkpoint to train for (default: weights/)"
+    )
+    p.add_argument(
+        "--out", help="checkpoint path (default: weights/head_model.pt, prior.pt or encoder.pt)"
+    )
     p.add_argument(
         "--restart", action="store_true", help="model: ignore a resumable state beside --out"
     )

@@ -76,3 +76,22 @@ PRIOR_PRESETS = {
         width=256, depth=4, dropout=0.2, id_steps=1000, exp_steps=3000, batch=256
     ),
 }
+
+
+@dataclass(frozen=True)
+class EncoderPreset:
+    n_frames: int  # simulated frames (the samples of the last ``val`` share validate)
+    steps: int
+    batch: int
+    n_points: int  # points per frame (training draws a quarter to all of them)
+    guesses: int = 2  # pose guesses (samples) per frame
+    width: int = 256
+    lr: float = 1e-3
+    val: float = 0.05
+    seed: int = 0
+
+
+ENCODER_PRESETS = {
+    "tiny": EncoderPreset(n_frames=20, steps=80, batch=8, n_points=128, width=64, lr=1e-2),
+    "default": EncoderPreset(n_frames=2000, steps=4000, batch=32, n_points=1024),
+}
