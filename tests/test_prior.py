@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import torch
 from dphm.core.cli import main
+from dphm.core.data import corpus
 from dphm.core.errors import DPHMError
 from dphm.core.geometry.io import read_ply
+from dphm.core.geometry.meshing import boundary_edge_count, mesh_components, mesh_sdf
 from dphm.core.model import checkpoint
-from dphm.core.model.head import HeadModel, ModelConfig
+from dphm.core.model.head import HeadModel, ModelConfig, load_head
 from dphm.core.prior.diffusion import GaussianDiffusion, cosine_alphas_cumprod
 from dphm.core.prior.latent import load_prior
 from dphm.core.prior.regularizer import PriorRegularizer
+from dphm.core.prior.sample import decode
 from dphm.core.prior.train import fit_prior, train_prior
 from dphm.core.train.presets import PriorPreset
 
@@ -145,3 +148,27 @@ def test_sample_command_writes_the_grid(head_and_prior, tmp_path):
         "id01_neutral.npz",
     ]
     assert main([*args, "--out", str(tmp_path / "c"), "--identities", "0"]) == 2
+
+
+def test_mesher_caps_a_surface_that_leaves_the_bounds():
+    def low_sphere(p):  # its bottom lies below the bounds, as a long neck's does
+        return np.linalg.norm(p - np.array([0.0, -0.8, 0.0]), axis=1) - 0.5
+
+    v, f = mesh_sdf(low_sphere, 64, coarse=16, band=0.5)
+    assert boundary_edge_count(f) == 0 and len(np.unique(mesh_components(f, len(v)))) == 1
+    assert v[:, 1].min() > -1.0 and v[:, 1].min() < -0.97
+    inside = v[:, 1] > -0.9  # away from the cap, still the sphere
+    assert np.abs(np.linalg.norm(v[inside] - [0, -0.8, 0], axis=1) - 0.5).max() < 0.01
+
+
+def test_decode_settings_give_the_default_mesh_with_fewer_queries(head_and_prior):
+    model, content = load_head(head_and_prior[0])
+    fn = model.sdf_fn(content["codebooks"]["id"][0], content["codebooks"]["exp"][0])
+    slow, fast = {}, {}
+    v0, f0 = mesh_sdf(fn, 64, stats=slow)
+    v1, f1 = mesh_sdf(fn, 64, coarse=16, band=0.5, stats=fast)
+    assert len(f0) > 1000 and boundary_edge_count(f0) == 0
+    np.testing.assert_array_equal(np.unique(v0, axis=0), np.unique(v1, axis=0))
+    assert fast["queries"] < 0.8 * slow["queries"], (fast, slow)
+    v, f = decode(model, content["codebooks"]["id"][0], content["codebooks"]["exp"][0], 64)
+    np.testing.assert_allclose(v, corpus.from_canonical(v1))
