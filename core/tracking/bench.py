@@ -162,7 +162,7 @@ def run(args) -> list[dict]:
         main.append(("no_prior", balanced, None, encoder))
     if encoder is not None:
         main.append(("dphm_no_encoder", balanced, prior, None))
-        only = balanced.but(steps=0, window=0, window_steps=0)
+        only = balanced.but(encoder_steps=0, window=0, window_steps=0)
         main.append(("encoder_only", only, prior, encoder))
     main.append(("dphm_preview", PRESETS["preview"], prior, encoder))
     for c, seq in enumerate(seqs):

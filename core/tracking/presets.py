@@ -19,6 +19,7 @@ class Preset:
     keyframes: int  # frames fitted jointly for the identity
     id_steps: int
     steps: int  # per frame, warm started from the previous frame
+    encoder_steps: int  # per frame instead, when the encoder's guess started it
     early_stop_mm: float  # stop a frame's steps once the fit error drops below
     window: int  # joint refinement window (0: none)
     window_steps: int
@@ -39,9 +40,9 @@ class Preset:
 
 
 PRESETS = {
-    "preview": Preset("preview", 400, 0, 3, 60, 3, 0.6, 0, 0, lr_exp=4e-2),
-    "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 0.4, 8, 3),
-    "best": Preset("best", 4000, 500, 8, 300, 40, 0.0, 10, 15),
+    "preview": Preset("preview", 400, 0, 3, 60, 3, 1, 0.6, 0, 0, lr_exp=4e-2),
+    "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 3, 0.4, 8, 3),
+    "best": Preset("best", 4000, 500, 8, 300, 40, 20, 0.0, 10, 15),
 }
 
 

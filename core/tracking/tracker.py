@@ -3,9 +3,10 @@
 ``Tracker.results(observations)`` is a generator of ``FrameResult`` (the live path: it
 buffers the first keyframes, fits the identity, then yields frame by frame);
 ``track(source, ...)`` is the offline path: keyframes spread over the take, per-frame
-fitting warm started from a constant-velocity prediction, a joint pass over windows, and
-the take's arrays. Frames without a head are flagged (``found`` False, NaN error) and carry
-the last good state. ``timings`` holds seconds per stage.
+fitting warm started from a constant-velocity prediction (refined by the amortised encoder
+when one is shipped: ``encoder.py``), a joint pass over windows, and the take's arrays.
+Frames without a head are flagged (``found`` False, NaN error) and carry the last good
+state. ``timings`` holds seconds per stage.
 """
 
 import time
@@ -51,8 +52,9 @@ def load_prior_for(content, required=False):
 
 
 class Tracker:
-    """``encoder``: an ``encoder.Encoder`` whose guess starts every frame, None for none, or
-    "auto" for the one shipped for this head model when there is one."""
+    """``encoder``: an ``encoder.Encoder`` whose guess starts every frame (the optimiser then
+    runs ``preset.encoder_steps`` instead of ``preset.steps``), None for none, or "auto" for
+    the one shipped for this head model when there is one."""
 
     def __init__(self, model, content, preset, prior=None, seed=0, encoder="auto"):
         self.model, self.content, self.preset, self.seed = model, content, preset, seed
@@ -131,13 +133,13 @@ class Tracker:
         """Fit one frame from the previous state (or from the rigid search when lost)."""
         if not obs.found:
             return self._flagged(obs, obs.reason)
+        steps = self.preset.encoder_steps if self.encoder else self.preset.steps
         if self.lost or not self.history:
-            init, before, steps = self.rigid_init(obs), None, FIRST_STEPS * self.preset.steps
+            init, before, steps = self.rigid_init(obs), None, FIRST_STEPS * steps
             if init is None:
                 return self._flagged(obs, "blob does not fit a head")
         else:
             init, before = self.encode(obs, self._prediction()), self.history[-1]
-            steps = self.preset.steps
         with self.timed("fit"):
             _, (state,), (err,), _ = fit_frames(
                 self.model,
