@@ -1,9 +1,10 @@
 """Training the identity and expression priors on a head model's codebooks (``dphm train prior``).
 
-Each space gets its own denoiser, trained on the auto-decoded training codes (identity:
-one per training identity; expression: one per training expression, neutral included)
-with AdamW, a cosine learning-rate decay and an EMA of the weights, which is what is
-saved. Under torchrun every rank draws its own batches and DDP averages the gradients.
+Each space gets its own denoiser (the preset's size, or its smaller identity size), trained
+on the auto-decoded training codes (identity: one per training identity; expression: one
+per training expression, neutral included) with AdamW, a cosine learning-rate decay and an
+EMA of the weights, which is what is saved. Each space is seeded on its own. Under torchrun
+every rank draws its own batches and DDP averages the gradients.
 """
 
 import math
@@ -57,14 +58,17 @@ def train_prior(preset_name: str, head_path, out, quiet=False) -> dict:
     rank, world = dist.setup()
     if world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    torch.manual_seed(preset.seed * 1000 + rank)  # timesteps and noise differ per rank
     _, content = load_head(head_path)
     books = content["codebooks"]
     t0 = time.time()
     priors, losses = {}, {}
-    for space, steps in zip(SPACES, (preset.id_steps, preset.exp_steps), strict=True):
+    for k, (space, steps) in enumerate(
+        zip(SPACES, (preset.id_steps, preset.exp_steps), strict=True)
+    ):
+        # each space reproducible on its own; timesteps and noise differ per rank
+        torch.manual_seed(preset.seed * 1000 + 100 * k + rank)
         priors[space], losses[space] = fit_prior(
-            books[space], preset, steps, f"{space} prior", quiet, rank
+            books[space], preset.for_space(space), steps, f"{space} prior", quiet, rank
         )
     seconds = time.time() - t0
     result = {}

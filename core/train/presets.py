@@ -2,7 +2,7 @@
 produces the shipped weights (head model: about an hour on 2 CPU cores; priors: under 10
 minutes; encoder: about half an hour)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,29 @@ class PriorPreset:
     weight_decay: float = 1e-4
     ema_decay: float = 0.999
     seed: int = 0
+    id_width: int | None = None  # identity denoiser, if smaller than the expression one
+    id_depth: int | None = None
+
+    def for_space(self, space: str) -> "PriorPreset":
+        """This preset with the denoiser size of one latent space ("id" or "exp")."""
+        if space != "id":
+            return self
+        return replace(self, width=self.id_width or self.width, depth=self.id_depth or self.depth)
 
 
 PRIOR_PRESETS = {
     "tiny": PriorPreset(width=64, depth=2, dropout=0.0, id_steps=200, exp_steps=200, batch=64),
+    # 192 identity codes: a quarter-size denoiser and 1,500 steps generalise (1-NN 0.44,
+    # nn_ratio 0.81); width 256 x 4 blocks at 2,000 steps copies its codes (0.27, 0.51)
     "default": PriorPreset(
-        width=256, depth=4, dropout=0.2, id_steps=1000, exp_steps=3000, batch=256
+        width=256,
+        depth=4,
+        dropout=0.2,
+        id_steps=1500,
+        exp_steps=3000,
+        batch=256,
+        id_width=128,
+        id_depth=3,
     ),
 }
 
