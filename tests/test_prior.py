@@ -172,3 +172,11 @@ def test_decode_settings_give_the_default_mesh_with_fewer_queries(head_and_prior
     assert fast["queries"] < 0.8 * slow["queries"], (fast, slow)
     v, f = decode(model, content["codebooks"]["id"][0], content["codebooks"]["exp"][0], 64)
     np.testing.assert_allclose(v, corpus.from_canonical(v1))
+
+
+def test_identity_denoiser_size_from_the_preset():
+    p = PriorPreset(width=64, depth=2, dropout=0.0, id_steps=2, exp_steps=2, batch=8, id_width=32)
+    assert (p.for_space("id").width, p.for_space("id").depth) == (32, 2)
+    assert p.for_space("exp") == p
+    prior = fit_prior(torch.randn(16, 4), p.for_space("id"), steps=2, quiet=True)[0]
+    assert prior.cfg.width == 32 and prior.net.proj_in.out_features == 32
