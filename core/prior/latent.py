@@ -10,6 +10,8 @@ The checkpoint (kind "prior", default ``weights/prior.pt``) holds both spaces:
 checkpoint whose codebooks it was trained on; loading against another head fails.
 """
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -20,6 +22,18 @@ from .diffusion import GaussianDiffusion
 
 SPACES = ("id", "exp")
 DEFAULT_NAME = "prior.pt"
+
+
+@contextmanager
+def _one_thread():
+    """Run small tensor work on one thread: a 64-d denoiser step is far too small to
+    split, and on a busy machine every extra thread only adds waiting at each step."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 class LatentPrior(nn.Module):
@@ -50,12 +64,13 @@ class LatentPrior(nn.Module):
     def sample(self, n: int, sampler="ddim", steps=50, generator=None):
         """(n, D) codes; ``generator`` (a seeded torch.Generator) makes them reproducible."""
         shape = (n, self.cfg.dim)
-        if sampler == "ddim":
-            x = self.diffusion.ddim_sample(self.net, shape, steps, generator=generator)
-        elif sampler == "ddpm":
-            x = self.diffusion.ddpm_sample(self.net, shape, generator=generator)
-        else:
+        if sampler not in ("ddim", "ddpm"):
             raise DPHMError(f"unknown sampler {sampler!r} (ddim or ddpm)")
+        with _one_thread():
+            if sampler == "ddim":
+                x = self.diffusion.ddim_sample(self.net, shape, steps, generator=generator)
+            else:
+                x = self.diffusion.ddpm_sample(self.net, shape, generator=generator)
         return self.denormalise(x)
 
 
