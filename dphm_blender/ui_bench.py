@@ -3,7 +3,7 @@
     python -m dphm.dphm_blender.ui_bench [--frames 30] [--quality balanced]
 
 Saves a scene in a temporary folder, previews a simulated take (Capture panel), then runs
-the Track operator's own timer step (``EngineOperator.tick`` with the operator's preview
+the Track operator's own timer step (``StreamingOperator.tick`` with the operator's preview
 and finish code) every 0.1 s, as the modal timer does, until the take is written. Each
 step is timed; the longest is the stall a user would feel. Prints ``DPHM-RESULT {json}``.
 """
@@ -17,16 +17,19 @@ from pathlib import Path
 import bpy
 import dphm
 
+from ..operators.capture import StreamingOperator
 from ..operators.track import DPHM_OT_track
-from .jobs import TICK_S, EngineOperator
+from .jobs import TICK_S
 
 MARK = "DPHM-RESULT "
 
 
-class _TrackSteps(EngineOperator):
+class _TrackSteps(StreamingOperator):
     """The Track operator's steps, driven by this loop instead of Blender's event loop."""
 
+    bl_idname = DPHM_OT_track.bl_idname
     first_job = DPHM_OT_track.first_job
+    streaming = DPHM_OT_track.streaming
     on_preview = DPHM_OT_track.on_preview
     next_job = DPHM_OT_track.next_job
     cleanup = DPHM_OT_track.cleanup

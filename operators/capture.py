@@ -28,7 +28,27 @@ def source_input(settings) -> str:
     return LIVE.get(settings.source, "")
 
 
-class DPHM_OT_capture_preview(EngineOperator, Operator):
+class StreamingOperator(EngineOperator):
+    """Operators whose job streams (live preview, recording, live tracking): the panel's
+    Stop button and Esc end the stream and keep what it made; ``streaming()`` says when."""
+
+    def streaming(self) -> bool:
+        return self._job.cmd == "live"
+
+    def tick(self, context):
+        if self.bl_idname in _stop_requested:
+            _stop_requested.discard(self.bl_idname)
+            self._job.stop()
+        return EngineOperator.tick(self, context)
+
+    def modal(self, context, event):
+        if self.streaming() and event.type == "ESC" and event.value == "PRESS":
+            self._job.stop()
+            return {"RUNNING_MODAL"}
+        return EngineOperator.modal(self, context, event)
+
+
+class DPHM_OT_capture_preview(StreamingOperator, Operator):
     """Show the source's depth as a point cloud through its camera (scrub the timeline for
     recordings; live for cameras, until Esc or Stop)"""
 
@@ -73,18 +93,6 @@ class DPHM_OT_capture_preview(EngineOperator, Operator):
             max_points=context.scene.dphm.preview_points,
         )
 
-    def tick(self, context):
-        if self.bl_idname in _stop_requested:
-            _stop_requested.discard(self.bl_idname)
-            self._job.stop()
-        return super().tick(context)
-
-    def modal(self, context, event):
-        if self._job.cmd == "live" and event.type == "ESC" and event.value == "PRESS":
-            self._job.stop()  # Esc ends a live preview like Stop
-            return {"RUNNING_MODAL"}
-        return super().modal(context, event)
-
     def on_preview(self, context, event):
         capture_view.show_live(context.scene, event["path"])
 
@@ -105,7 +113,7 @@ class DPHM_OT_capture_preview(EngineOperator, Operator):
         running.discard(self.bl_idname)
 
 
-class DPHM_OT_record(EngineOperator, Operator):
+class DPHM_OT_record(StreamingOperator, Operator):
     """Record the live camera to a capture folder beside the .blend (Stop or Esc ends it)"""
 
     bl_idname = "dphm.record"
@@ -133,14 +141,6 @@ class DPHM_OT_record(EngineOperator, Operator):
             record=str(self._out),
             max_points=s.preview_points,
         )
-
-    tick = DPHM_OT_capture_preview.tick
-
-    def modal(self, context, event):
-        if self._job.cmd == "live" and event.type == "ESC" and event.value == "PRESS":
-            self._job.stop()  # a recording is kept when Esc ends it
-            return {"RUNNING_MODAL"}
-        return super().modal(context, event)
 
     def on_preview(self, context, event):
         capture_view.show_live(context.scene, event["path"])

@@ -4,7 +4,7 @@ from bpy.types import Operator
 
 from ..core.errors import DPHMError
 from ..dphm_blender import capture_view
-from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
+from ..dphm_blender.jobs import absolute, engine_for, relative, work_dir
 from . import capture
 
 
@@ -15,7 +15,7 @@ def next_take_path(folder):
     return folder / f"take_{n:03d}.npz"
 
 
-class DPHM_OT_track(EngineOperator, Operator):
+class DPHM_OT_track(capture.StreamingOperator, Operator):
     """Track the head in the capture with the diffusion-regularised head model; the fitted
     head shows over the depth points while it runs, the take is stored beside the .blend"""
 
@@ -69,13 +69,8 @@ class DPHM_OT_track(EngineOperator, Operator):
             preview_folder=str(folder / "preview"),
         )
 
-    tick = capture.DPHM_OT_capture_preview.tick
-
-    def modal(self, context, event):
-        if self._live and event.type == "ESC" and event.value == "PRESS":
-            self._job.stop()  # Esc ends live tracking like Stop: the take is kept
-            return {"RUNNING_MODAL"}
-        return super().modal(context, event)
+    def streaming(self) -> bool:
+        return self._live and self._job.cmd == "track"
 
     def on_preview(self, context, event):
         scene = context.scene
