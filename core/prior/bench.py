@@ -27,6 +27,7 @@ than 0.1 % of the faces (stray pieces), or no surface at all, over all 64 sample
 resolve only 6.25 % steps against a 2 % target).
 """
 
+import os
 import time
 
 import numpy as np
@@ -115,7 +116,7 @@ def _case(method, case, meshes, n_ref, refs, mask, samples, train):
 
 
 def run(args) -> list[dict]:
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # 2 cores unless limited
     quick = getattr(args, "quick", False)
     n_ref, n_broken = (4, 8) if quick else (16, N_BROKEN)
     model, head = load_head()
