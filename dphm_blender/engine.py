@@ -19,7 +19,7 @@ from ..core.engine.protocol import TERMINAL, boot_command, decode, encode
 from ..core.errors import DPHMError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-CANCEL_GRACE_S = 10.0  # a cancelled job that has not ended by then: the engine is stopped
+CANCEL_GRACE_S = 5.0  # a cancelled job that has not ended by then: the engine is stopped
 
 
 class Job:
@@ -173,7 +173,11 @@ class Engine:
             return False
 
     def submit(self, cmd: str, **args) -> Job:
-        """Start ``cmd`` (a name of ``core/engine/jobs.JOBS``); restarts a dead engine."""
+        """Start ``cmd`` (a name of ``core/engine/jobs.JOBS``); restarts a dead engine, and
+        one still busy with a cancelled job (which would hold the new one back)."""
+        self.pump()
+        if any(j.cancel_at for j in self.jobs.values()):
+            self.kill()
         if not self.alive:
             self.start()
         job = Job(self, next(self.ids), cmd, args)

@@ -193,3 +193,20 @@ def test_live_tracking_streams_previews_and_stop_keeps_the_take(engine, tmp_path
     [(head, faces)], _ = read_meshes(previews[-1]["path"])
     assert len(faces) > 100 and 0.3 < np.median(head[:, 2]) < 1.0  # before the camera
     assert CaptureFolder(tmp_path / "rec").length >= len(take["z_exp"])
+
+
+def test_a_job_after_a_cancel_does_not_wait_for_it(capture, tmp_path):
+    eng = Engine(sys.executable, threads=1)
+    try:
+        slow = eng.submit("live", input=str(capture), folder=str(tmp_path / "live"))
+        while not slow.finished and slow.done < 2:
+            slow.poll()
+            time.sleep(0.02)
+        slow.cancel()
+        t0 = time.monotonic()
+        quick = eng.submit("probe", input=str(capture))
+        quick.wait(60)
+        assert quick.state == "done" and quick.result["length"] == 90
+        assert slow.state == "cancelled" and time.monotonic() - t0 < 30
+    finally:
+        eng.close()

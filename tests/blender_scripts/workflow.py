@@ -64,6 +64,8 @@ result["take"] = s.take
 result["preview_head_left"] = "DPHM Tracking preview" in bpy.data.objects
 
 # Esc while tracking: the Track operator's own timer step and modal handler, driven here
+# ("best" quality keeps the engine busy long after the first preview)
+s.quality = "best"
 steps = _TrackSteps()
 names_before, take_before = sorted(o.name for o in bpy.data.objects), s.take
 steps._job = steps.first_job(bpy.context)
@@ -79,6 +81,7 @@ result["esc_job_state"] = steps._job.state
 result["esc_scene_unchanged"] = sorted(o.name for o in bpy.data.objects) == names_before
 result["esc_take_unchanged"] = s.take == take_before
 result["esc_no_new_take"] = not (out / "scene_dphm" / "take_002.npz").exists()
+s.quality = "preview"
 
 for kind in ("SHAPE_KEYS", "ARKIT", "MESH_CACHE", "ALEMBIC"):
     s.resolution, s.alembic_resolution = 64, 48
