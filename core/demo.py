@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import DPHMError
+from .npz import save_npz
 
 FPS = 30.0
 
@@ -119,13 +120,6 @@ def blender_scene(manifest: dict, out: Path):
     return report
 
 
-def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
-
-
 def track_capture(model, content, folder: Path, quality: str, out: Path) -> dict:
     """Track a capture folder into ``out`` (a take); returns the take and the timing."""
     from .capture.folder import CaptureFolder
@@ -179,7 +173,7 @@ def run(args) -> int:
     anim = animate(model, content, args.identity, arkit, args.resolution)
     capture(anim, arkit, out / "capture", args.seed, args.gt_meshes)
     frame0 = CaptureFolder(out / "capture")[0]  # read back, as a user of the folder would
-    _save_npz(out / "performance.npz", {**anim, "arkit": arkit, "fps": FPS})
+    save_npz(out / "performance.npz", {**anim, "arkit": arkit, "fps": FPS})
     clock["simulate"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()

@@ -9,6 +9,7 @@ from bpy.app.handlers import persistent
 
 from ..core.engine.files import PointCache, read_meshes
 from .camera import CAMERA_TO_WORLD, camera_object
+from .jobs import relative
 from .mesh import mesh_object
 
 CAMERA = "DPHM Capture camera"
@@ -93,8 +94,6 @@ def load_point_cache(scene, path: Path) -> int:
     """Point the scene at a point cache: camera, cloud, frame range; returns its frames."""
     settings = scene.dphm
     cache = PointCache(path)
-    from .jobs import relative
-
     settings.point_cache = relative(path)
     capture_camera(scene, cache.intrinsics)
     cloud_object(scene)

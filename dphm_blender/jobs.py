@@ -7,7 +7,6 @@ only changed by ``next_job`` and previews; ``cleanup`` removes what previews add
 Esc leaves the scene as it was. Progress and an ETA show in the status bar.
 """
 
-import os
 from pathlib import Path
 
 import bpy
@@ -153,10 +152,3 @@ class EngineOperator:
             return self._fail(context, str(e))
         return {"FINISHED"}
 
-
-def fresh(path: Path, *sources: Path) -> bool:
-    """True when ``path`` exists and is newer than every existing source."""
-    if not path.is_file():
-        return False
-    t = os.path.getmtime(path)
-    return all(not s.exists() or os.path.getmtime(s) <= t for s in sources)

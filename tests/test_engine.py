@@ -18,6 +18,15 @@ from dphm.dphm_blender.engine import Engine
 INTR = Intrinsics(200.0, 200.0, 79.5, 59.5, 160, 120)
 
 
+def until(condition, job, previews=None) -> None:
+    """Poll ``job`` until ``condition()`` holds or it ends, collecting preview events."""
+    while not job.finished and not condition():
+        events = job.poll()
+        if previews is not None:
+            previews += [e for e in events if e["event"] == "preview"]
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def engine():
     eng = Engine(sys.executable, threads=1)
@@ -91,9 +100,7 @@ def test_point_cache_with_progress(engine, capture, tmp_path):
 def test_cancel_leaves_no_output(engine, capture, tmp_path):
     out = tmp_path / "live"
     job = engine.submit("live", input=str(capture), folder=str(out), record=str(tmp_path / "r"))
-    while not job.finished and job.done < 3:
-        job.poll()
-        time.sleep(0.02)
+    until(lambda: job.done >= 3, job)
     job.cancel()
     job.wait(30)
     assert job.state == "cancelled"
@@ -111,9 +118,7 @@ def test_stop_keeps_a_readable_recording(engine, capture, tmp_path):
         record=str(tmp_path / "rec"),
         max_points=300,
     )
-    while not job.finished and len(previews) < 5:
-        previews += [e for e in job.poll() if e["event"] == "preview"]
-        time.sleep(0.02)
+    until(lambda: len(previews) >= 5, job, previews)
     job.stop()
     job.wait(30)
     assert job.state == "done" and 5 <= job.result["frames"] < 90
@@ -127,9 +132,7 @@ def test_a_crash_is_reported_and_the_next_job_restarts_the_engine(capture, tmp_p
     eng = Engine(sys.executable, threads=1)
     try:
         job = eng.submit("live", input=str(capture), folder=str(tmp_path / "live"))
-        while not job.finished and job.done < 2:
-            job.poll()
-            time.sleep(0.02)
+        until(lambda: job.done >= 2, job)
         os.kill(eng.proc.pid, signal.SIGKILL)
         job.wait(30)
         assert job.state == "error" and "stopped (exit code" in job.error
@@ -181,9 +184,7 @@ def test_live_tracking_streams_previews_and_stop_keeps_the_take(engine, tmp_path
         record=str(tmp_path / "rec"),
         preview_folder=str(tmp_path / "preview"),
     )
-    while not job.finished and len(previews) < 2:
-        previews += [e for e in job.poll() if e["event"] == "preview"]
-        time.sleep(0.05)
+    until(lambda: len(previews) >= 2, job, previews)
     job.stop()
     job.wait(120)
     assert job.state == "done", job.error
@@ -199,9 +200,7 @@ def test_a_job_after_a_cancel_does_not_wait_for_it(capture, tmp_path):
     eng = Engine(sys.executable, threads=1)
     try:
         slow = eng.submit("live", input=str(capture), folder=str(tmp_path / "live"))
-        while not slow.finished and slow.done < 2:
-            slow.poll()
-            time.sleep(0.02)
+        until(lambda: slow.done >= 2, slow)
         slow.cancel()
         t0 = time.monotonic()
         quick = eng.submit("probe", input=str(capture))

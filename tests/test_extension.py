@@ -20,35 +20,14 @@ from pathlib import Path
 import pytest
 from dphm.dphm_blender import engine_check
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "blender_scripts"))
+from dphm_classes import CLASS_NAMES  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "tools" / "build_extension.py"
 SCENARIO = ROOT / "tests" / "blender_scripts" / "scenario.py"
 MARK = "DPHM-RESULT "
-CLASSES = list(
-    (
-        "DPHM_AddonPreferences",
-        "DPHM_OT_bake",
-        "DPHM_OT_capture_preview",
-        "DPHM_OT_check_setup",
-        "DPHM_OT_copy_install_commands",
-        "DPHM_OT_drive_arkit_keys",
-        "DPHM_OT_export_arkit_csv",
-        "DPHM_OT_interpolate_heads",
-        "DPHM_OT_place_landmarks",
-        "DPHM_OT_record",
-        "DPHM_OT_reroll_head",
-        "DPHM_OT_sample_heads",
-        "DPHM_OT_stop_live",
-        "DPHM_OT_track",
-        "DPHM_OT_transfer",
-        "DPHM_PT_bake",
-        "DPHM_PT_capture",
-        "DPHM_PT_sample",
-        "DPHM_PT_track",
-        "DPHM_PT_transfer",
-        "DPHM_SceneSettings",
-    )
-)
+CLASSES = list(CLASS_NAMES)
 
 # The interpreter that runs the Blender scenarios: this one (bpy==5.0.1), or another with a
 # different bpy, e.g. DPHM_BLENDER_PYTHON=/tmp/bpy42/bin/python for Blender 4.2.

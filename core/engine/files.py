@@ -11,31 +11,16 @@ Point cache: ``points`` (sum P, 3) float32 camera-space metres, ``offsets`` (T +
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DPHMError
-
-
-def _save(path, arrays: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+from ..npz import load_npz, save_npz
 
 
 def _load(path, keys, what) -> dict:
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DPHMError(f"{path}: not a readable {what} ({e})") from e
+    data = load_npz(path, what)
     missing = [k for k in keys if k not in data]
     if missing:
         raise DPHMError(f"{path}: not a {what} (no {', '.join(missing)})")
@@ -52,7 +37,7 @@ def write_meshes(path, meshes, **extra) -> Path:
         (np.asarray(v, np.float32).reshape(-1, 3), np.asarray(f, np.int32).reshape(-1, 3))
         for v, f in meshes
     ]
-    return _save(
+    return save_npz(
         path,
         {
             "vertices": np.concatenate([v for v, _ in meshes] or [np.zeros((0, 3), np.float32)]),
@@ -76,7 +61,7 @@ def read_meshes(path) -> tuple[list, dict]:
 def write_points(path, clouds, timestamps, intrinsics: dict) -> Path:
     """``clouds``: per frame (P, 3) camera-space points."""
     clouds = [np.asarray(p, np.float32).reshape(-1, 3) for p in clouds]
-    return _save(
+    return save_npz(
         path,
         {
             "points": np.concatenate(clouds or [np.zeros((0, 3), np.float32)]),

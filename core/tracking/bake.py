@@ -20,12 +20,12 @@ started from the previous frame, so every frame keeps the rest mesh's vertex ord
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DPHMError
+from ..npz import load_npz, save_npz
 
 FORMAT = "dphm-bake/1"
 
@@ -126,29 +126,16 @@ def to_camera(bake: dict, i: int) -> np.ndarray:
 
 
 def write_bake(path, bake: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
     arrays = {**bake, "format": np.array(FORMAT)}
     arrays["intrinsics"] = np.array(bake["intrinsics"] if isinstance(bake["intrinsics"], str)
                                     else json.dumps(bake["intrinsics"]))  # fmt: skip
     arrays["source"] = np.array(str(bake.get("source", "")))
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_npz(path, arrays)
 
 
 def read_bake(path) -> dict:
     """A bake's arrays; ``intrinsics`` as a dict, strings as ``str``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DPHMError(f"{path}: bake not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DPHMError(f"{path}: not a readable bake ({e})") from e
+    data = load_npz(path, "bake")
     if str(data.get("format", "")) != FORMAT:
         raise DPHMError(f"{path}: not a bake of format {FORMAT}")
     v, t = len(data["rest"]), len(data["frames"])

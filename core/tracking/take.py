@@ -6,13 +6,13 @@ and the fit error. Frames where no head was found carry the last good codes and 
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..data.arkit import ARKIT_NAMES
 from ..errors import DPHMError
+from ..npz import load_npz, save_npz
 
 FORMAT = "dphm-take/1"
 ARRAYS = {"z_exp": 2, "R": 3, "t": 2, "s": 1, "timestamps": 1, "arkit": 2, "fit_error_mm": 1}
@@ -52,25 +52,12 @@ def write_take(
         "fit_error_mm": np.asarray(fit_error_mm, np.float32),
     }
     _check(data, path)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as f:
-        np.savez(f, **data)
-    os.replace(tmp, path)
-    return path
+    return save_npz(path, data)
 
 
 def read_take(path) -> dict:
     """The take's arrays; strings as ``str`` and ``intrinsics`` as a dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise DPHMError(f"{path}: take not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DPHMError(f"{path}: not a readable take ({e})") from e
+    data = load_npz(path, "take")
     if str(data.get("format", "")) != FORMAT:
         raise DPHMError(f"{path}: not a take of format {FORMAT}")
     _check(data, path)

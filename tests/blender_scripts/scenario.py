@@ -14,30 +14,9 @@ import json
 import sys
 import traceback
 
+from dphm_classes import CLASS_NAMES  # beside this script
+
 MARK = "DPHM-RESULT "
-CLASS_NAMES = (
-    "DPHM_AddonPreferences",
-    "DPHM_OT_bake",
-    "DPHM_OT_capture_preview",
-    "DPHM_OT_check_setup",
-    "DPHM_OT_copy_install_commands",
-    "DPHM_OT_drive_arkit_keys",
-    "DPHM_OT_export_arkit_csv",
-    "DPHM_OT_interpolate_heads",
-    "DPHM_OT_place_landmarks",
-    "DPHM_OT_record",
-    "DPHM_OT_reroll_head",
-    "DPHM_OT_sample_heads",
-    "DPHM_OT_stop_live",
-    "DPHM_OT_track",
-    "DPHM_OT_transfer",
-    "DPHM_PT_bake",
-    "DPHM_PT_capture",
-    "DPHM_PT_sample",
-    "DPHM_PT_track",
-    "DPHM_PT_transfer",
-    "DPHM_SceneSettings",
-)
 
 
 class TorchBlocker:
