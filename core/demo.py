@@ -131,7 +131,7 @@ def track_capture(model, content, folder: Path, quality: str, out: Path) -> dict
     source = CaptureFolder(folder)
     bar = tqdm(total=source.length, desc=f"track ({quality})", unit="frame")
     t0 = time.perf_counter()
-    results, arrays = track(tracker, source, lambda done, _: done and bar.update(1))
+    results, arrays = track(tracker, source, lambda done, _: done and bar.update(1), folder)
     bar.close()
     seconds = time.perf_counter() - t0
     write_take(out, intrinsics=source.intrinsics.to_dict(), source=str(folder), **arrays)

@@ -76,6 +76,31 @@ def test_empty_frame_is_flagged():
     assert not segment_head(wall).found
 
 
+def test_thinning_keeps_normal_points_and_reweights():
+    import torch
+    from dphm.core.tracking.fit import SCALE, _thin, _weighted_median
+    from dphm.core.tracking.presets import PRESETS
+
+    preset = PRESETS["balanced"].but(n_normal=3, thin_below_mm=1.0, thin_keep=0.25)
+    counts = [1500, 2500]
+    res_mm = np.random.default_rng(1).uniform(0, 2, 4000)  # half the points fit within 1 mm
+    res = torch.as_tensor(res_mm / 1000 / SCALE, dtype=torch.float32)
+    keep, wts = _thin(res, counts, preset, np.random.default_rng(0))
+    kept = keep.numpy()
+    assert {0, 1, 2, 1500, 1501, 1502} <= set(kept.tolist())  # normal-term points stay
+    assert np.all(np.isin(np.flatnonzero(res_mm >= 1), kept))  # poorly fitted points stay
+    assert 0.2 < (res_mm[kept] < 1).sum() / (res_mm < 1).sum() < 0.3
+    lead = np.isin(kept, [0, 1, 2, 1500, 1501, 1502])
+    assert np.all(wts.numpy()[(res_mm[kept] >= 1) | lead] == 1)
+    assert np.all(wts.numpy()[(res_mm[kept] < 1) & ~lead] == 4)
+    # the weighted mean and median still estimate those of all the points
+    assert float((res[keep] * wts).sum() / wts.sum()) == pytest.approx(float(res.mean()), rel=0.05)
+    assert _weighted_median(res[keep], wts) == pytest.approx(float(res.median()), rel=0.05)
+    # the normal-term indices follow their points into the thinned arrays
+    nsel = torch.tensor([0, 1, 2, 1500, 1501, 1502])
+    assert torch.equal(keep[torch.searchsorted(keep, nsel)], nsel)
+
+
 def test_arkit_map_is_in_range_with_apple_names():
     rng = np.random.default_rng(1)
     codes = rng.standard_normal((200, 16))
@@ -204,4 +229,4 @@ def test_real_recording_gives_take_or_clear_message(tmp_path, capsys):
     if rc == 0:
         assert read_take(out)["z_exp"].shape[0] >= 1
     else:
-        assert rc == 2 and "no head in view" in err and "Traceback" not in err
+        assert rc == 2 and "recording.mkv: no head in view" in err and "Traceback" not in err

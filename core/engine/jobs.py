@@ -235,7 +235,7 @@ def track(
                 if f.index >= rng.start:
                     yield f
 
-        results, arrays = run(tracker, chosen(), progress)
+        results, arrays = run(tracker, chosen(), progress, input)
         intr = src.intrinsics.to_dict()
     ctx.check()
     write_take(out, intrinsics=intr, source=str(input), **arrays)

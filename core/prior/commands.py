@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DPHMError
+from ..npz import save_npz
 
 FORMATS = ("obj", "ply", "npz")
 
@@ -26,18 +25,18 @@ def sample(args) -> int:
     )
     out = Path(args.out)
     paths = write_grid(model, z_id, z_exp, out, args.format, args.resolution)
-    tmp = out / "codes.partial.npz"
-    np.savez(
-        tmp,
-        z_id=z_id.numpy(),
-        z_exp=z_exp.numpy(),
-        seed=args.seed,
-        sampler=args.sampler,
-        steps=args.steps,
-        model_sha256=head["sha256"],
-        prior_sha256=prior["sha256"],
+    save_npz(
+        out / "codes.npz",
+        {
+            "z_id": z_id.numpy(),
+            "z_exp": z_exp.numpy(),
+            "seed": args.seed,
+            "sampler": args.sampler,
+            "steps": args.steps,
+            "model_sha256": head["sha256"],
+            "prior_sha256": prior["sha256"],
+        },
     )
-    tmp.replace(out / "codes.npz")
     print(f"wrote {len(paths)} heads and codes.npz to {out}")
     return 0
 

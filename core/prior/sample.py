@@ -7,13 +7,13 @@ written in metres in ICT's frame (x to the head's left, y up, z out of the face)
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..data import corpus
 from ..geometry.io import write_obj, write_ply
 from ..geometry.meshing import mesh_sdf
+from ..npz import save_npz
 
 
 def sample_codes(priors, n_id: int, n_exp: int, seed: int, sampler="ddim", steps=50):
@@ -38,9 +38,7 @@ def decode(model, z_id, z_exp=None, resolution=128):
 
 def write_mesh(path: Path, vertices, faces):
     if path.suffix == ".npz":
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, vertices=vertices, faces=faces)
-        tmp.replace(path)
+        save_npz(path, {"vertices": vertices, "faces": faces})
     elif path.suffix == ".ply":
         write_ply(path, vertices, faces)
     else:

@@ -54,7 +54,7 @@ def run_track(args) -> int:
 
         t0 = time.perf_counter()
         try:
-            results, arrays = track(tracker, _frames(source, args.frames), progress)
+            results, arrays = track(tracker, _frames(source, args.frames), progress, args.input)
         finally:
             bar.close()
         seconds = time.perf_counter() - t0

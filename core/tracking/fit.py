@@ -41,9 +41,9 @@ class CodePrior:
         if diffusion is not None:
             diffusion.weights = {"id": preset.w_prior_id, "exp": preset.w_prior_exp}
 
-    def loss(self, z_id, z_exp):
+    def loss(self, z_id, z_exp, generator=None):
         if self.diffusion is not None:
-            return self.diffusion.loss(z_id=z_id, z_exp=z_exp)[0]
+            return self.diffusion.loss(z_id=z_id, z_exp=z_exp, generator=generator)[0]
         out = self.preset.w_prior_exp * (((z_exp - self.exp_mean) / self.exp_std) ** 2).mean()
         if z_id is not None:
             out = out + self.preset.w_prior_id * (((z_id - self.id_mean) / self.id_std) ** 2).mean()
@@ -82,6 +82,7 @@ def fit_frames(
     for the temporal terms. With ``fit_identity`` the identity code is optimised too.
     """
     rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)  # the diffusion prior's t and noise
     b = len(observations)
     samples = [_sample(o, preset.n_points, rng) for o in observations]
     counts = [len(p) for p, _ in samples]
@@ -132,26 +133,33 @@ def fit_frames(
         x = torch.einsum("ni,nij->nj", pts - t[idx], R[idx]) / SCALE
         return cond, R, t, x
 
+    full = pts, idx
+    wts = torch.ones(len(pts))
     n_run = 0
     for n_run in range(1, steps + 1):
         cond, R, t, x = forward()
         sdf = model.sdf(x, cond, idx)
         res = sdf.abs()
         if preset.early_stop_mm and n_run > 1:
-            if float(res.detach().median()) * SCALE * 1000 < preset.early_stop_mm:
+            if _weighted_median(res.detach(), wts) * SCALE * 1000 < preset.early_stop_mm:
                 break
-        loss = res.clamp(max=preset.trunc).mean()
+        loss = (res.clamp(max=preset.trunc) * wts).sum() / wts.sum()
         if len(nsel) and preset.w_normal:
             xn = x[nsel]
             f = model.sdf(xn, cond, idx[nsel])
             g = torch.autograd.grad(f.sum(), xn, create_graph=True)[0]
             n_can = torch.einsum("ni,nij->nj", nrm[nsel], R[idx[nsel]])
             loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
-        loss = loss + prior.loss(zi if fit_identity else None, ze)
+        loss = loss + prior.loss(zi if fit_identity else None, ze, gen)
         loss = loss + _smoothness(ze, R, t, preset, before, after, ref_z)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if n_run == 1 and preset.thin_keep < 1:
+            keep, wts = _thin(res.detach(), counts, preset, rng)
+            pts, nrm, idx = pts[keep], nrm[keep], idx[keep]
+            nsel = torch.searchsorted(keep, nsel)
+    pts, idx = full
     with torch.no_grad():
         cond, R, t, x = forward()
         res = model.sdf(x, cond, idx).abs() * SCALE * 1000
@@ -165,6 +173,26 @@ def fit_frames(
         for i in range(b)
     ]
     return zi.detach()[0].numpy().copy(), states, errors, n_run
+
+
+def _thin(res, counts, preset, rng):
+    """Fewer points where the start already fits: of the points (beyond each frame's
+    normal-term ones) within ``thin_below_mm`` of the surface keep a ``thin_keep`` share,
+    weighted up by its inverse so the loss stays an estimate of the full mean."""
+    good = (res * SCALE * 1000 < preset.thin_below_mm).numpy()
+    lead = np.zeros(len(res), bool)
+    for s, c in zip(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts, strict=True):
+        lead[s : s + min(preset.n_normal, c)] = True
+    drop = good & ~lead & (rng.random(len(res)) >= preset.thin_keep)
+    keep = np.flatnonzero(~drop)
+    wts = np.where(good & ~lead, 1.0 / preset.thin_keep, 1.0)[keep]
+    return torch.as_tensor(keep), torch.as_tensor(wts, dtype=torch.float32)
+
+
+def _weighted_median(x, w):
+    order = torch.argsort(x)
+    c = torch.cumsum(w[order], 0)
+    return float(x[order][torch.searchsorted(c, 0.5 * c[-1]).clamp(max=len(x) - 1)])
 
 
 def _smoothness(ze, R, t, preset, before, after, ref):

@@ -23,11 +23,14 @@ class Preset:
     early_stop_mm: float  # stop a frame's steps once the fit error drops below
     window: int  # joint refinement window (0: none)
     window_steps: int
+    icp_iters: int = 0  # rigid steps moving each frame's prediction onto its points
     lr_id: float = 1e-2
     lr_exp: float = 2e-2
     lr_rot: float = 3e-3
     lr_trans: float = 3e-3
     trunc: float = 0.05
+    thin_below_mm: float = 0.0  # after a frame's first step, points fitting within this
+    thin_keep: float = 1.0  # keep this share of them (weighted up) for the later steps
     w_normal: float = 0.02
     w_prior_id: float = 1e-3
     w_prior_exp: float = 1e-3

@@ -64,6 +64,7 @@ class Tracker:
         self.neutral = content["codebooks"]["exp"][0].numpy()
         self.timings = defaultdict(float)
         self.z_id = None
+        self.identity_template = None
         self.history: list[State] = []
         self.lost = True
         with self.timed("template"):
@@ -96,19 +97,21 @@ class Tracker:
         return State(p["z_exp"], p["R"], p["t"])
 
     def fit_identity(self, observations) -> list:
-        """Fit the identity code on keyframes; returns the observations that were heads."""
+        """Fit the identity code on keyframes; returns the observations that were heads.
+        Keyframes are spread over the take, not neighbours in time: no smoothness terms."""
         inits = [(o, self.rigid_init(o)) for o in observations]
         inits = [(o, s) for o, s in inits if s is not None]
         if not inits:
             return []
         z_id = self.content["codebooks"]["id"].mean(0).numpy()
+        self.identity_template = None
         with self.timed("identity"):
             self.z_id, _, _, _ = fit_frames(
                 self.model,
                 z_id,
                 [o for o, _ in inits],
                 [s for _, s in inits],
-                self.preset,
+                self.preset.but(w_smooth_exp=0.0, w_smooth_rot=0.0, w_smooth_trans=0.0),
                 self.prior,
                 self.preset.id_steps,
                 fit_identity=True,
@@ -129,6 +132,22 @@ class Tracker:
             last.t + VELOCITY * (last.t - prev.t),
         )
 
+    def _aligned(self, obs) -> State:
+        """The prediction moved rigidly onto the frame's points (a few ICP steps against
+        the tracked identity's head), so fast turns start close; kept only when it lowers
+        the residual."""
+        pred = self._prediction()
+        if not self.preset.icp_iters:
+            return pred
+        with self.timed("rigid"):
+            if self.identity_template is None:
+                self.identity_template = rigid.mean_head(self.model, self.z_id)
+            pts = obs.points[:: max(1, len(obs.points) // 800)]
+            tpl = self.identity_template
+            R, t, res = rigid.icp(pts, tpl, pred.R, pred.t, iters=self.preset.icp_iters)
+            before = rigid.icp(pts, tpl, pred.R, pred.t, iters=0)[2]
+        return State(pred.z_exp, R, t) if res < before else pred
+
     def step(self, obs) -> FrameResult:
         """Fit one frame from the previous state (or from the rigid search when lost)."""
         if not obs.found:
@@ -139,7 +158,7 @@ class Tracker:
             if init is None:
                 return self._flagged(obs, "blob does not fit a head")
         else:
-            init, before = self.encode(obs, self._prediction()), self.history[-1]
+            init, before = self.encode(obs, self._aligned(obs)), self.history[-1]
         with self.timed("fit"):
             _, (state,), (err,), _ = fit_frames(
                 self.model,
@@ -215,8 +234,9 @@ class Tracker:
                 results[i].arkit = self.arkit(s.z_exp)[0]
 
 
-def track(tracker: Tracker, frames, progress=None):
+def track(tracker: Tracker, frames, progress=None, name="the input"):
     """Offline tracking of an iterable of DepthFrames; returns (results, take arrays).
+    ``name`` (the source's file) starts the message when no head is found.
 
     ``progress(0, frame)`` after each frame is read, ``progress(1, result)`` after each is
     tracked (the FrameResult, before the joint refinement)."""
@@ -229,13 +249,13 @@ def track(tracker: Tracker, frames, progress=None):
     if not heads:
         reasons = sorted({o.reason for o in observations})
         raise DPHMError(
-            f"no head in view in any of {len(observations)} frames ({'; '.join(reasons)})"
+            f"{name}: no head in view in any of {len(observations)} frames ({'; '.join(reasons)})"
         )
     k = tracker.preset.keyframes
     keys = [heads[i] for i in np.unique(np.linspace(0, len(heads) - 1, k).round().astype(int))]
     if not tracker.fit_identity(keys):
         raise DPHMError(
-            f"no head in view: the nearest blobs of {len(heads)} frames do not fit a head"
+            f"{name}: no head in view: the nearest blobs of {len(heads)} frames do not fit a head"
         )
     results = []
     for r in tracker.results(observations):
@@ -245,7 +265,7 @@ def track(tracker: Tracker, frames, progress=None):
     tracker.refine(results, observations)
     good = [r for r in results if r.found]
     if not good:
-        raise DPHMError(f"no head in view: no frame of {len(results)} could be tracked")
+        raise DPHMError(f"{name}: no head in view: no frame of {len(results)} could be tracked")
     return results, take_arrays(tracker, results)
 
 
