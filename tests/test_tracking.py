@@ -208,6 +208,30 @@ def test_tracking_lowers_fit_error(sim_frames, head, tmp_path):
     assert export.read_pc2(tmp_path / "t.pc2").shape[0] == n == len(sim_frames)
 
 
+@needs_ict
+@needs_head
+def test_identity_keyframes_keep_their_own_poses(head):
+    """Keyframes far apart in time (here a fast turn) must not be pulled toward each other's
+    pose while the identity is fitted."""
+    from dphm.core.capture.simulate import HeadSimulator, head_motion
+    from dphm.core.data.ict import load_ict
+    from dphm.core.tracking.presets import PRESETS
+    from dphm.core.tracking.tracker import Tracker
+
+    sim = HeadSimulator(load_ict(), identity_seed=5, seed=2)
+    R, t = head_motion(30, 30, sim.pivot, 0, "fast")
+    frames = [sim.frame(i, np.zeros(52), R[i], t[i]) for i in (0, 14, 29)]
+    model, content = head
+    tracker = Tracker(model, content, PRESETS["preview"].but(id_steps=60), encoder=None)
+    obs = [tracker.observe(f.frame) for f in frames]
+    assert len(tracker.fit_identity(obs)) == 3
+    for f, o in zip(frames, obs, strict=True):
+        tracker.history, tracker.lost = [], True
+        r = tracker.step(o)
+        angle = np.degrees(np.arccos(np.clip((np.trace(r.state.R.T @ f.R) - 1) / 2, -1, 1)))
+        assert angle < 5 and r.fit_error_mm < 1.2
+
+
 def write_take_from(arrays, tmp_path):
     return write_take(tmp_path / "t.npz", intrinsics=KINECT_NFOV.to_dict(), source="sim", **arrays)
 

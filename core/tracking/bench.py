@@ -40,7 +40,7 @@ TARGETS = {
     "fps": (">=", 2.0),
 }
 SEQUENCES = ("talking", "smiling", "jaw")
-EVAL_STRIDE, EVAL_RESOLUTION = 15, 192
+EVAL_STRIDE, EVAL_RESOLUTION = 5, 192
 PER_FRAME = ("preprocess", "encoder", "fit", "refine", "arkit")
 
 

@@ -44,9 +44,10 @@ class CodePrior:
     def loss(self, z_id, z_exp, generator=None):
         if self.diffusion is not None:
             return self.diffusion.loss(z_id=z_id, z_exp=z_exp, generator=generator)[0]
-        out = self.preset.w_prior_exp * (((z_exp - self.exp_mean) / self.exp_std) ** 2).mean()
+        p = self.preset
+        out = p.w_l2_exp * (((z_exp - self.exp_mean) / self.exp_std) ** 2).mean()
         if z_id is not None:
-            out = out + self.preset.w_prior_id * (((z_id - self.id_mean) / self.id_std) ** 2).mean()
+            out = out + p.w_l2_id * (((z_id - self.id_mean) / self.id_std) ** 2).mean()
         return out
 
 

@@ -3,7 +3,9 @@
 Units: points and SDF values are canonical (1 = 0.2 m); ``trunc`` caps a point's residual
 (outliers stop pulling); ``w_*`` weigh the loss terms of ``fit.fit_frames``:
 data (mean truncated |sdf|), normal (1 - cos between SDF gradient and observed normal),
-prior on each code (diffusion prior, or L2 toward the codebook statistics without one),
+prior on each code (diffusion prior, or L2 toward the codebook statistics without one;
+each with its own weights, tuned on the clean benchmark take: the diffusion loss is a
+noisy, flatter pull than L2 and wants about ten times the weight on the expression code),
 temporal smoothness of the expression code and of the pose (rotation in radians,
 translation in canonical units) toward the neighbouring frames.
 """
@@ -23,7 +25,6 @@ class Preset:
     early_stop_mm: float  # stop a frame's steps once the fit error drops below
     window: int  # joint refinement window (0: none)
     window_steps: int
-    icp_iters: int = 0  # rigid steps moving each frame's prediction onto its points
     lr_id: float = 1e-2
     lr_exp: float = 2e-2
     lr_rot: float = 3e-3
@@ -32,8 +33,10 @@ class Preset:
     thin_below_mm: float = 0.0  # after a frame's first step, points fitting within this
     thin_keep: float = 1.0  # keep this share of them (weighted up) for the later steps
     w_normal: float = 0.02
-    w_prior_id: float = 1e-3
-    w_prior_exp: float = 1e-3
+    w_prior_id: float = 3e-3  # diffusion prior (DPHMs' denoising loss, t in [0.4, 0.6] T)
+    w_prior_exp: float = 3e-2
+    w_l2_id: float = 1e-3  # the L2 code prior used instead when no diffusion prior is given
+    w_l2_exp: float = 1e-3
     w_smooth_exp: float = 1e-3
     w_smooth_rot: float = 1.0
     w_smooth_trans: float = 1.0

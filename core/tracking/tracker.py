@@ -64,7 +64,6 @@ class Tracker:
         self.neutral = content["codebooks"]["exp"][0].numpy()
         self.timings = defaultdict(float)
         self.z_id = None
-        self.identity_template = None
         self.history: list[State] = []
         self.lost = True
         with self.timed("template"):
@@ -104,7 +103,6 @@ class Tracker:
         if not inits:
             return []
         z_id = self.content["codebooks"]["id"].mean(0).numpy()
-        self.identity_template = None
         with self.timed("identity"):
             self.z_id, _, _, _ = fit_frames(
                 self.model,
@@ -132,22 +130,6 @@ class Tracker:
             last.t + VELOCITY * (last.t - prev.t),
         )
 
-    def _aligned(self, obs) -> State:
-        """The prediction moved rigidly onto the frame's points (a few ICP steps against
-        the tracked identity's head), so fast turns start close; kept only when it lowers
-        the residual."""
-        pred = self._prediction()
-        if not self.preset.icp_iters:
-            return pred
-        with self.timed("rigid"):
-            if self.identity_template is None:
-                self.identity_template = rigid.mean_head(self.model, self.z_id)
-            pts = obs.points[:: max(1, len(obs.points) // 800)]
-            tpl = self.identity_template
-            R, t, res = rigid.icp(pts, tpl, pred.R, pred.t, iters=self.preset.icp_iters)
-            before = rigid.icp(pts, tpl, pred.R, pred.t, iters=0)[2]
-        return State(pred.z_exp, R, t) if res < before else pred
-
     def step(self, obs) -> FrameResult:
         """Fit one frame from the previous state (or from the rigid search when lost)."""
         if not obs.found:
@@ -158,7 +140,7 @@ class Tracker:
             if init is None:
                 return self._flagged(obs, "blob does not fit a head")
         else:
-            init, before = self.encode(obs, self._aligned(obs)), self.history[-1]
+            init, before = self.encode(obs, self._prediction()), self.history[-1]
         with self.timed("fit"):
             _, (state,), (err,), _ = fit_frames(
                 self.model,
