@@ -75,7 +75,11 @@ def _fmt(v) -> str:
 
 
 def run_suite(name: str, args) -> dict:
+    """One suite's rows; torch uses the 2 cores the targets assume, or $OMP_NUM_THREADS
+    (one thread per job when several share the machine: more threads than cores stall)."""
     module = importlib.import_module(SUITES[name], __package__)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
     rows = module.run(args)
     return {"suite": name, "machine": machine(), "targets": module.TARGETS, "rows": rows}
 

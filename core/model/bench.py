@@ -8,7 +8,6 @@ ground truth by ``core.geometry.metrics.compare_meshes`` (face = ICT's narrow fa
 import time
 
 import numpy as np
-import torch
 
 from ..data import corpus
 from ..data.ict import load_ict
@@ -60,7 +59,6 @@ def evaluate_case(model, content, ict, topo, id_w, exp_w, seed, resolution=256, 
 
 
 def run(args) -> list[dict]:
-    torch.set_num_threads(2)
     model, content = load_head()
     ict = load_ict()
     topo = topology(ict)

@@ -27,7 +27,6 @@ than 0.1 % of the faces (stray pieces), or no surface at all, over all 64 sample
 resolve only 6.25 % steps against a 2 % target).
 """
 
-import os
 import time
 
 import numpy as np
@@ -116,7 +115,6 @@ def _case(method, case, meshes, n_ref, refs, mask, samples, train):
 
 
 def run(args) -> list[dict]:
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # 2 cores unless limited
     quick = getattr(args, "quick", False)
     n_ref, n_broken = (4, 8) if quick else (16, N_BROKEN)
     model, head = load_head()

@@ -16,7 +16,6 @@ fps counts the per-frame stages; fps_overall includes the one-off identity fit.
 import time
 
 import numpy as np
-import torch
 
 from ..capture import sequences
 from ..capture.simulate import HeadSimulator, head_motion, place
@@ -135,7 +134,6 @@ def run_linear(ict, sims, model, content):
 
 
 def run(args) -> list[dict]:
-    torch.set_num_threads(2)
     quick = getattr(args, "quick", False)
     model, content = load_head()
     prior = load_prior_for(content)

@@ -10,6 +10,9 @@ camera, x_cam = s R x_can + t (s = 0.2 m per canonical unit). The loss is
 
 where the temporal chain includes fixed reference states before and after the frames
 (the previous frame's prediction when tracking, the window's neighbours when refining).
+A preset that thins points (``thin_keep`` < 1) keeps, after the first step, a share of
+those already within ``thin_below_mm`` and weighs them up: the data mean is then weighted.
+The diffusion prior's timesteps and noise are drawn from a generator seeded with ``seed``.
 Rotations are updated as exp([w]x) R_0, translations as t_0 + s dt.
 """
 
