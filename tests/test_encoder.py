@@ -118,3 +118,17 @@ def test_tiny_training_lowers_loss_and_drives_the_tracker(tmp_path, monkeypatch)
     results, arrays = track(tracker, frames)
     assert all(r.found for r in results) and tracker.timings["encoder"] > 0
     assert arrays["z_exp"].shape == (3, content["codebooks"]["exp"].shape[1])
+
+    # a frame starts from whichever of the encoder's guess and the prediction fits better
+    from dphm.core.tracking.fit import fit_frames
+
+    obs = tracker.observe(frames[2])
+    tracker.history = [results[1].state]
+    pred = tracker._prediction()
+
+    def err(state):
+        p = preset.but(n_normal=0)
+        return fit_frames(model, tracker.z_id, [obs], [state], p, tracker.prior, 0, seed=2)[2][0]
+
+    start = tracker._start(obs)
+    assert err(start) <= min(err(pred), err(tracker.encode(obs, pred))) + 1e-4

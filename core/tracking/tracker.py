@@ -95,6 +95,32 @@ class Tracker:
             p = self.encoder.predict([obs], [(guess.R, guess.t)], seed=self.seed)[0]
         return State(p["z_exp"], p["R"], p["t"])
 
+    def _start(self, obs) -> State:
+        """A frame's starting state: the encoder's guess from the prediction, or the
+        prediction itself (or its pose with the encoder's expression) when that fits the
+        frame's points better: a coarse expression guess can start a fit in a worse valley
+        than the last frame's code, and the reverse after a quick change."""
+        pred = self._prediction()
+        if self.encoder is None:
+            return pred
+        guess = self.encode(obs, pred)
+        cands = [guess, pred, State(guess.z_exp, pred.R, pred.t)]
+        with self.timed("fit"):
+            errs = [
+                fit_frames(
+                    self.model,
+                    self.z_id,
+                    [obs],
+                    [c],
+                    self.preset.but(n_normal=0),
+                    self.prior,
+                    0,
+                    seed=self.seed + obs.index,
+                )[2][0]
+                for c in cands
+            ]
+        return cands[int(np.argmin(errs))]
+
     def fit_identity(self, observations) -> list:
         """Fit the identity code on keyframes; returns the observations that were heads.
         Keyframes are spread over the take, not neighbours in time: no smoothness terms."""
@@ -140,7 +166,7 @@ class Tracker:
             if init is None:
                 return self._flagged(obs, "blob does not fit a head")
         else:
-            init, before = self.encode(obs, self._prediction()), self.history[-1]
+            init, before = self._start(obs), self.history[-1]
         with self.timed("fit"):
             _, (state,), (err,), _ = fit_frames(
                 self.model,
