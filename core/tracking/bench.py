@@ -44,11 +44,15 @@ PER_FRAME = ("preprocess", "encoder", "fit", "refine", "arkit")
 
 
 class SparseTracker(Tracker):
-    """A Tracker that keeps a random ``1 - drop`` share of each frame's head points."""
+    """A Tracker that keeps a random ``1 - drop`` share of each frame's head points; with
+    ``guess_only`` every frame takes the encoder's guess as it is (``encoder_only``)."""
 
-    def __init__(self, *args, drop=0.0, **kwargs):
+    def __init__(self, *args, drop=0.0, guess_only=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.drop = drop
+        self.drop, self.guess_only = drop, guess_only
+
+    def _start(self, obs):
+        return self.encode(obs, self._prediction()) if self.guess_only else super()._start(obs)
 
     def observe(self, frame):
         with self.timed("preprocess"):
@@ -89,7 +93,10 @@ def evaluate(pred_meshes, sims, arkit, ict, topo):
 
 
 def run_dphm(model, content, preset, prior, sims, encoder, drop=0.0):
-    tracker = SparseTracker(model, content, preset, prior, encoder=encoder, drop=drop)
+    only = preset.encoder_steps == 0
+    tracker = SparseTracker(
+        model, content, preset, prior, encoder=encoder, drop=drop, guess_only=only
+    )
     t0 = time.perf_counter()
     _, arrays = track(tracker, [s.frame for s in sims])
     total = time.perf_counter() - t0
