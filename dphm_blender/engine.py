@@ -251,13 +251,16 @@ class Engine:
 _engine: Engine | None = None
 
 
-def get_engine(python: str, threads: int | None = None) -> Engine:
-    """The shared engine for this interpreter choice (a new one when the choice changed)."""
+def get_engine(python: str, threads: int | None = None, env: dict | None = None) -> Engine:
+    """The shared engine for this interpreter, thread count and extra environment (the
+    checkpoint folder): a new one when any of them changed, so a changed preference takes
+    effect with the next job."""
     global _engine
-    if _engine is None or _engine.python != python or _engine.threads != threads:
+    key = (python, threads, env or {})
+    if _engine is None or (_engine.python, _engine.threads, _engine.extra_env) != key:
         if _engine is not None:
             _engine.close()
-        _engine = Engine(python, threads)
+        _engine = Engine(*key)
     return _engine
 
 

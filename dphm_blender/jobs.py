@@ -22,10 +22,10 @@ TICK_S = 0.1
 def engine_for(context) -> engine.Engine:
     prefs = preferences(context)
     python = engine_python(prefs.python_path if prefs else "")
-    eng = engine.get_engine(python)
-    if prefs and prefs.checkpoint_dir:
-        eng.extra_env["DPHM_WEIGHTS"] = bpy.path.abspath(prefs.checkpoint_dir)
-    return eng
+    folder = prefs.checkpoint_dir.strip() if prefs else ""
+    return engine.get_engine(
+        python, env={"DPHM_WEIGHTS": bpy.path.abspath(folder)} if folder else None
+    )
 
 
 def work_dir(context=None) -> Path:
@@ -151,4 +151,3 @@ class EngineOperator:
         except DPHMError as e:
             return self._fail(context, str(e))
         return {"FINISHED"}
-

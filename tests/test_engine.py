@@ -143,6 +143,25 @@ def test_a_crash_is_reported_and_the_next_job_restarts_the_engine(capture, tmp_p
         eng.close()
 
 
+def test_a_changed_checkpoint_folder_takes_effect_with_the_next_job(tmp_path):
+    from dphm.dphm_blender import engine as bridge
+
+    def weights(eng):
+        job = eng.submit("ping")
+        job.wait(60)
+        return job.result["weights"]
+
+    try:
+        a = bridge.get_engine(sys.executable, 1, {"DPHM_WEIGHTS": str(tmp_path / "a")})
+        assert weights(a) == str(tmp_path / "a")
+        assert bridge.get_engine(sys.executable, 1, {"DPHM_WEIGHTS": str(tmp_path / "a")}) is a
+        b = bridge.get_engine(sys.executable, 1, {"DPHM_WEIGHTS": str(tmp_path / "b")})
+        assert b is not a and not a.alive
+        assert weights(b) == str(tmp_path / "b")
+    finally:
+        bridge.shutdown()
+
+
 def test_a_missing_interpreter_is_one_clear_error(tmp_path):
     from dphm.core.errors import DPHMError
 

@@ -15,11 +15,19 @@ from .files import write_meshes, write_points
 
 
 def ping(ctx) -> dict:
+    """The engine's interpreter, optional modules and checkpoint folder."""
     import importlib.util
     import sys
 
+    from ..paths import checkpoint_dir
+
     have = {m: importlib.util.find_spec(m) is not None for m in ("torch", "skimage", "av")}
-    return {"python": sys.version.split()[0], "executable": sys.executable, "modules": have}
+    return {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "modules": have,
+        "weights": str(checkpoint_dir()),
+    }
 
 
 def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
