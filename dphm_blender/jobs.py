@@ -14,18 +14,15 @@ import bpy
 from ..core.errors import DPHMError
 from . import engine
 from .addon import preferences
-from .engine_check import engine_python
+from .preferences import checkpoint_folder, engine_python
 
 TICK_S = 0.1
 
 
 def engine_for(context) -> engine.Engine:
     prefs = preferences(context)
-    python = engine_python(prefs.python_path if prefs else "")
-    folder = prefs.checkpoint_dir.strip() if prefs else ""
-    return engine.get_engine(
-        python, env={"DPHM_WEIGHTS": bpy.path.abspath(folder)} if folder else None
-    )
+    weights = {"DPHM_WEIGHTS": str(checkpoint_folder(prefs))}
+    return engine.get_engine(engine_python(prefs), env=weights)
 
 
 def work_dir(context=None) -> Path:

@@ -129,13 +129,10 @@ def fit_frames(
     )
 
     def forward():
-        cid = model.identity.condition(zi) if fit_identity else cond_id
-        cid = {k: v.expand(b, *v.shape[1:]) for k, v in cid.items()}
-        cond = {"id": cid, "exp": model.expression.condition(ze, zi.expand(b, -1), cid["anchors"])}
+        cond = _condition(model, zi, ze, model.identity.condition(zi) if fit_identity else cond_id)
         R = _skew_exp(w) @ R0
         t = t0 + SCALE * dt
-        x = torch.einsum("ni,nij->nj", pts - t[idx], R[idx]) / SCALE
-        return cond, R, t, x
+        return cond, R, t, _canonical(pts, R, t, idx)
 
     full = pts, idx
     wts = torch.ones(len(pts))
@@ -177,6 +174,36 @@ def fit_frames(
         for i in range(b)
     ]
     return zi.detach()[0].numpy().copy(), states, errors, n_run
+
+
+def fit_errors(model, z_id, obs, states, n_points, seed) -> list[float]:
+    """The fit error (median |sdf|, mm) of one observation under each of several states, on
+    the points ``fit_frames`` samples with the same ``seed`` and ``n_points``; one pass."""
+    pts, _ = _sample(obs, n_points, np.random.default_rng(seed))
+    b, n = len(states), len(pts)
+    with torch.no_grad():
+        zi = torch.as_tensor(z_id, dtype=torch.float32).view(1, -1)
+        ze = torch.as_tensor(np.stack([s.z_exp for s in states]), dtype=torch.float32)
+        cond = _condition(model, zi, ze, model.identity.condition(zi))
+        R = torch.as_tensor(np.stack([s.R for s in states]), dtype=torch.float32)
+        t = torch.as_tensor(np.stack([s.t for s in states]), dtype=torch.float32)
+        idx = torch.arange(b).repeat_interleave(n)
+        x = _canonical(torch.as_tensor(pts, dtype=torch.float32).repeat(b, 1), R, t, idx)
+        res = model.sdf(x, cond, idx).abs().view(b, n) * SCALE * 1000
+    return res.median(1).values.tolist()
+
+
+def _condition(model, zi, ze, cond_id):
+    """Per-frame conditioning from the identity code (1, D), its conditioning and the
+    frames' expression codes (B, D)."""
+    b = len(ze)
+    cid = {k: v.expand(b, *v.shape[1:]) for k, v in cond_id.items()}
+    return {"id": cid, "exp": model.expression.condition(ze, zi.expand(b, -1), cid["anchors"])}
+
+
+def _canonical(pts, R, t, idx):
+    """Camera points to canonical units under their frame's pose (x = R^T (p - t) / s)."""
+    return torch.einsum("ni,nij->nj", pts - t[idx], R[idx]) / SCALE
 
 
 def _thin(res, counts, preset, rng):

@@ -21,7 +21,7 @@ from ..errors import DPHMError
 from . import rigid
 from .arkit_map import ArkitMap
 from .encoder import load_encoder_for
-from .fit import CodePrior, State, fit_frames
+from .fit import CodePrior, State, fit_errors, fit_frames
 from .preprocess import segment_head
 
 HEAD_RESIDUAL_MM = 4.5  # rigid fit median residual above which a blob is not a head
@@ -106,19 +106,9 @@ class Tracker:
         guess = self.encode(obs, pred)
         cands = [guess, pred, State(guess.z_exp, pred.R, pred.t)]
         with self.timed("fit"):
-            errs = [
-                fit_frames(
-                    self.model,
-                    self.z_id,
-                    [obs],
-                    [c],
-                    self.preset.but(n_normal=0),
-                    self.prior,
-                    0,
-                    seed=self.seed + obs.index,
-                )[2][0]
-                for c in cands
-            ]
+            errs = fit_errors(
+                self.model, self.z_id, obs, cands, self.preset.n_points, self.seed + obs.index
+            )
         return cands[int(np.argmin(errs))]
 
     def fit_identity(self, observations) -> list:
