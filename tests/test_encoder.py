@@ -61,9 +61,11 @@ def test_checkpoint_missing_damaged_or_foreign(tmp_path, monkeypatch):
 
 def test_prediction_shapes_and_pose_composition():
     content = fake_content()
-    net = PointEncoder(width=16)
+    anchors = [[0.0, 0.0, 0.5], [0.3, -0.2, 0.1]]
+    net = PointEncoder(width=16, anchors=anchors)
     with torch.no_grad():  # a known pose correction: b = (0.1, 0, 0), A = identity
         net.out.bias[57 + 6] = 0.1
+        net.out.bias[57 + 9 + 2] = 0.05  # the first landmark 0.05 (1 cm) off its anchor in z
     enc = Encoder(net, code_map(content), content["sha256"])
     rng = np.random.default_rng(0)
     pts = rng.normal(0, 0.05, (50, 3)) + [0, 0, 0.6]
@@ -81,6 +83,10 @@ def test_prediction_shapes_and_pose_composition():
     assert 0 <= p["arkit"].min() and p["arkit"].max() <= 1
     np.testing.assert_allclose(p["R"], R0, atol=1e-6)
     np.testing.assert_allclose(p["t"], [0.02, 0, 0.6], atol=1e-6)  # t0 + s R0 b
+    # landmarks: t0 + s R0 (anchor + offset), in the guess's frame; spreads s exp(-3)
+    np.testing.assert_allclose(p["landmarks"], [[0, 0, 0.49], [0.06, 0.04, 0.58]], atol=1e-6)
+    np.testing.assert_allclose(p["landmark_spread"], 0.2 * np.exp(-3.0), rtol=1e-5)
+    assert Encoder(PointEncoder(width=16), code_map(content), "").n_landmarks == 0
 
 
 @needs_data
@@ -131,4 +137,5 @@ def test_tiny_training_lowers_loss_and_drives_the_tracker(tmp_path, monkeypatch)
         return fit_frames(model, tracker.z_id, [obs], [state], p, tracker.prior, 0, seed=2)[2][0]
 
     start = tracker._start(obs)
+    assert obs.landmarks.shape == (enc.n_landmarks, 3) == (len(model.cfg.anchor_vertices), 3)
     assert err(start) <= min(err(pred), err(tracker.encode(obs, pred))) + 1e-4

@@ -232,6 +232,56 @@ def test_identity_keyframes_keep_their_own_poses(head):
         assert angle < 5 and r.fit_error_mm < 1.2
 
 
+@needs_head
+def test_anchor_landmarks_pull_the_pose_home(head):
+    """Landmarks at the model's own posed anchors: the anchor term vanishes at the true pose
+    and brings a shifted, turned start back to it ten times closer than the same points
+    as plain surface points do."""
+    import torch
+    from dphm.core.tracking.fit import fit_frames
+    from dphm.core.tracking.preprocess import Observation
+    from dphm.core.tracking.presets import PRESETS
+    from dphm.core.tracking.rigid import SCALE
+    from dphm.core.tracking.tracker import CodePrior, State
+
+    model, content = head
+    z_id = content["codebooks"]["id"].mean(0).numpy()
+    z_exp = content["codebooks"]["exp"][5].numpy()
+    with torch.no_grad():
+        cond = model.condition(torch.as_tensor(z_id)[None], torch.as_tensor(z_exp)[None])
+        a = cond["id"]["anchors"][0]
+        p = a.clone()
+        for _ in range(50):  # posed anchors: p + delta(p) = a
+            p = a - model.expression(p, cond["exp"])
+    R = np.diag([1.0, -1.0, -1.0])
+    t = np.array([0.01, -0.02, 0.6])
+    lm = t + SCALE * p.numpy().astype(np.float64) @ R.T
+    obs = Observation(
+        lm, np.zeros_like(lm), 0, 0.0, landmarks=lm, landmark_spread=np.full(len(lm), 0.002)
+    )
+    preset = PRESETS["preview"].but(w_normal=0.0, early_stop_mm=0.0, w_prior_exp=0.0)
+    prior = CodePrior(content, preset.but(w_l2_exp=0.0))
+    turn = np.array([[1, 0, 0], [0, np.cos(0.08), -np.sin(0.08)], [0, np.sin(0.08), np.cos(0.08)]])
+    start = State(z_exp.copy(), turn @ R, t + [0.012, 0.0, -0.008])
+    err = {}
+    for w in (0.0, 0.05):
+        fit = preset.but(w_anchor=w)
+        _, (s,), _, _ = fit_frames(model, z_id, [obs], [start], fit, prior, 150)
+        err[w] = np.linalg.norm(s.t - t) * 1000
+    from dphm.core.tracking.fit import _anchor_term, _landmarks
+
+    with torch.no_grad():
+        term = _anchor_term(
+            model,
+            cond,
+            torch.as_tensor(R, dtype=torch.float32)[None],
+            torch.as_tensor(t, dtype=torch.float32)[None],
+            *_landmarks([obs], preset.but(w_anchor=1)),
+        )
+    assert float(term) < 0.05  # in spreads: the landmarks sit where the model puts them
+    assert err[0.05] < 0.2 and err[0.05] < 0.3 * err[0.0]
+
+
 def write_take_from(arrays, tmp_path):
     return write_take(tmp_path / "t.npz", intrinsics=KINECT_NFOV.to_dict(), source="sim", **arrays)
 

@@ -5,11 +5,12 @@ model never trained on them) at NFOV unbinned, 0.5 to 0.8 m. Every ``EVAL_STRIDE
 frame's tracked head (posed SDF meshed at ``EVAL_RESOLUTION``, in camera space) is compared
 with the ground-truth mesh by ``geometry.metrics.compare_meshes``; ARKit weights by mean
 absolute error. Rows: dphm (diffusion prior and encoder when shipped), no_prior (L2
-codes), dphm_no_encoder, encoder_only (the encoder's guess per frame, no optimisation after
-the identity fit), dphm_preview, linear_3dmm (ICT fitted to the same points: an oracle
-here), and the robustness sweep on the first case: Kinect noise x2 / x4, 50 / 90 % of the
-head's depth points dropped (after segmentation: random pixel dropout in the depth image
-breaks it into specks no segmentation should call a head) and fast head motion.
+codes), no_anchor (no anchor-landmark term), dphm_no_encoder, encoder_only (the encoder's
+guess per frame, no optimisation after the identity fit), dphm_preview, linear_3dmm (ICT
+fitted to the same points: an oracle here), and the robustness sweep on the first case:
+Kinect noise x2 / x4, 50 / 90 % of the head's depth points dropped (after segmentation:
+random pixel dropout in the depth image breaks it into specks no segmentation should call
+a head) and fast head motion.
 fps counts the per-frame stages; fps_overall includes the one-off identity fit.
 """
 
@@ -166,6 +167,8 @@ def run(args) -> list[dict]:
     if prior is not None:
         main.append(("no_prior", balanced, None, encoder))
     if encoder is not None:
+        if encoder.n_landmarks:
+            main.append(("no_anchor", balanced.but(w_anchor=0.0), prior, encoder))
         main.append(("dphm_no_encoder", balanced, prior, None))
         only = balanced.but(encoder_steps=0, window=0, window_steps=0)
         main.append(("encoder_only", only, prior, encoder))

@@ -5,9 +5,13 @@ head points and normals are brought into the guessed canonical frame, x = R0^T (
 and ``N_POINTS`` of them go through a PointNet (shared per-point MLP, max and mean pooling,
 MLP). It regresses the 57 ICT expression weights (sigmoid), the correction (A, b) that maps
 the true canonical head into the guessed frame (x_guess = A x_true + b; A from a 6D
-rotation) and hence R = R0 A, t = t0 + s R0 b. The expression code is a fixed ridge map of
-the weights onto the head model's codebook (``code_map``), so the encoder is tied to the
-head checkpoint it was trained for (its sha256 is stored and checked).
+rotation) and hence R = R0 A, t = t0 + s R0 b, and the head model's anchors as landmarks:
+where each anchor's vertex sits on the performer's face in this frame (offsets from the
+mean anchors, in the guessed frame), with a spread (the scale of a Laplace distribution
+of the distance error) so the tracker can weigh each landmark by its confidence. The
+expression code is a fixed ridge map of the weights onto the head model's codebook
+(``code_map``), so the encoder is tied to the head checkpoint it was trained for (its
+sha256 is stored and checked).
 """
 
 import numpy as np
@@ -41,18 +45,22 @@ def rotation_6d(r6: torch.Tensor) -> torch.Tensor:
 
 
 class PointEncoder(nn.Module):
-    """(B, N, 6) canonicalised points + normals -> (weights (B, E), A (B, 3, 3), b (B, 3))."""
+    """(B, N, 6) canonicalised points + normals -> weights (B, E), A (B, 3, 3), b (B, 3),
+    landmarks (B, L, 3) and their log spreads (B, L), all in the guessed canonical frame.
+    ``anchors`` (L, 3): the mean anchors the landmark offsets start from."""
 
-    def __init__(self, n_weights: int = 57, width: int = 256):
+    def __init__(self, n_weights: int = 57, width: int = 256, anchors=()):
         super().__init__()
-        self.config = {"n_weights": n_weights, "width": width}
+        anchors = torch.as_tensor(np.asarray(anchors, np.float32).reshape(-1, 3))
+        self.config = {"n_weights": n_weights, "width": width, "anchors": anchors.tolist()}
+        self.register_buffer("anchors", anchors, persistent=False)
         self.point = nn.Sequential(
             nn.Linear(6, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, width)
         )
         self.head = nn.Sequential(
             nn.Linear(2 * width, width), nn.ReLU(), nn.Linear(width, 128), nn.ReLU()
         )
-        self.out = nn.Linear(128, n_weights + 9)
+        self.out = nn.Linear(128, n_weights + 9 + 4 * len(anchors))
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -60,9 +68,17 @@ class PointEncoder(nn.Module):
         f = self.point(x)
         h = self.head(torch.cat([f.max(1).values, f.mean(1)], 1))
         o = self.out(h)
-        e = self.config["n_weights"]
+        e, n_lm = self.config["n_weights"], len(self.anchors)
         eye6 = torch.tensor([1.0, 0, 0, 0, 1, 0])
-        return torch.sigmoid(o[:, :e] - 3.0), rotation_6d(eye6 + o[:, e : e + 6]), o[:, e + 6 :]
+        lm = self.anchors + o[:, e + 9 : e + 9 + 3 * n_lm].view(len(o), n_lm, 3)
+        log_spread = (o[:, e + 9 + 3 * n_lm :] - 3.0).clamp(min=-6.0)  # >= 0.5 mm
+        return (
+            torch.sigmoid(o[:, :e] - 3.0),
+            rotation_6d(eye6 + o[:, e : e + 6]),
+            o[:, e + 6 : e + 9],
+            lm,
+            log_spread,
+        )
 
 
 def canonical_input(points, normals, R0, t0, n=N_POINTS, seed=0) -> np.ndarray:
@@ -82,10 +98,12 @@ class Encoder:
         self.code_map = np.asarray(code_map_, np.float32)
         self.head_sha256, self.path = head_sha256, str(path)
         self.to_arkit = ict_to_arkit_matrix(ICT_EXPRESSION_NAMES).astype(np.float32)
+        self.n_landmarks = len(net.anchors)
 
     def predict(self, observations, poses, seed=0) -> list[dict]:
         """Per observation and pose guess (R0, t0): dict of z_exp (D,), R, t, ict (57,) and
-        arkit (52,) weights."""
+        arkit (52,) weights, landmarks (L, 3) in camera space and their spreads (L,) in
+        metres."""
         x = np.stack(
             [
                 canonical_input(o.points, o.normals, R0, t0, seed=seed + o.index)
@@ -93,7 +111,9 @@ class Encoder:
             ]
         )
         with torch.no_grad():
-            w, A, b = (v.numpy().astype(np.float64) for v in self.net(torch.from_numpy(x)))
+            w, A, b, lm, log_spread = (
+                v.numpy().astype(np.float64) for v in self.net(torch.from_numpy(x))
+            )
         codes = np.concatenate([w, np.ones((len(w), 1))], 1) @ self.code_map
         out = []
         for i, (R0, t0) in enumerate(poses):
@@ -104,6 +124,8 @@ class Encoder:
                     "t": t0 + SCALE * R0 @ b[i],
                     "ict": w[i].astype(np.float32),
                     "arkit": np.clip(self.to_arkit @ w[i], 0, 1).astype(np.float32),
+                    "landmarks": t0 + SCALE * lm[i] @ R0.T,
+                    "landmark_spread": SCALE * np.exp(log_spread[i]),
                 }
             )
         return out

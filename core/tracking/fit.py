@@ -5,10 +5,16 @@ camera, x_cam = s R x_can + t (s = 0.2 m per canonical unit). The loss is
 
     mean_p min(|sdf(R_b^T (p - t_b) / s)|, trunc)                     data
   + w_normal  mean (1 - cos(grad sdf, R_b^T n))                         normals
+  + w_anchor  mean_k min(|y_bk - a_k(z_id)| / sigma_bk, 3)                anchors
   + prior(z_id, z_exp_b)                                                codes
   + w_smooth_* (|z_b - z_b-1|^2, |R_b - R_b-1|^2 / 2, |t_b - t_b-1|^2 / s^2)  time
 
-where the temporal chain includes fixed reference states before and after the frames
+The anchor term reads the frames' landmarks l_bk (where the encoder puts each of the
+identity model's anchors in the frame, with its expected error sigma_bk): mapped into the
+posed canonical frame and through the backward deformation, y = x + delta(x) with
+x = R_b^T (l_bk - t_b) / s, each must land on its anchor a_k of the identity (neutral)
+head; a landmark more than three of its spreads away stops pulling.
+The temporal chain includes fixed reference states before and after the frames
 (the previous frame's prediction when tracking, the window's neighbours when refining).
 A preset that thins points (``thin_keep`` < 1) keeps, after the first step, a share of
 those already within ``thin_below_mm`` and weighs them up: the data mean is then weighted.
@@ -134,6 +140,7 @@ def fit_frames(
         t = t0 + SCALE * dt
         return cond, R, t, _canonical(pts, R, t, idx)
 
+    anchors = _landmarks(observations, preset)
     full = pts, idx
     wts = torch.ones(len(pts))
     n_run = 0
@@ -151,6 +158,8 @@ def fit_frames(
             g = torch.autograd.grad(f.sum(), xn, create_graph=True)[0]
             n_can = torch.einsum("ni,nij->nj", nrm[nsel], R[idx[nsel]])
             loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
+        if anchors is not None:
+            loss = loss + preset.w_anchor * _anchor_term(model, cond, R, t, *anchors)
         loss = loss + prior.loss(zi if fit_identity else None, ze, gen)
         loss = loss + _smoothness(ze, R, t, preset, before, after, ref_z)
         opt.zero_grad(set_to_none=True)
@@ -191,6 +200,27 @@ def fit_errors(model, z_id, obs, states, n_points, seed) -> list[float]:
         x = _canonical(torch.as_tensor(pts, dtype=torch.float32).repeat(b, 1), R, t, idx)
         res = model.sdf(x, cond, idx).abs().view(b, n) * SCALE * 1000
     return res.median(1).values.tolist()
+
+
+def _landmarks(observations, preset):
+    """The anchor term's inputs: landmarks (M, 3), their frame and anchor index (M,) and
+    inverse spreads (M,), canonical units; None without landmarks or weight."""
+    have = [i for i, o in enumerate(observations) if o.landmarks is not None]
+    if not preset.w_anchor or not have:
+        return None
+    n = len(observations[have[0]].landmarks)
+    lm = np.concatenate([observations[i].landmarks for i in have])
+    inv = SCALE / np.concatenate([observations[i].landmark_spread for i in have])
+    frame, anchor = np.repeat(have, n), np.tile(np.arange(n), len(have))
+    as_t = torch.as_tensor
+    return as_t(lm, dtype=torch.float32), as_t(frame), as_t(anchor), as_t(inv, dtype=torch.float32)
+
+
+def _anchor_term(model, cond, R, t, lm, frame, anchor, inv):
+    x = _canonical(lm, R, t, frame)
+    y = x + model.expression(x, cond["exp"], frame)
+    d = (y - cond["id"]["anchors"][frame, anchor]).norm(dim=1)
+    return (d * inv).clamp(max=3.0).mean()
 
 
 def _condition(model, zi, ze, cond_id):

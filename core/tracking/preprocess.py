@@ -33,6 +33,8 @@ class Observation:
     timestamp: float
     found: bool = True
     reason: str = ""
+    landmarks: np.ndarray | None = None  # (A, 3) the head model's anchors, camera space
+    landmark_spread: np.ndarray | None = None  # (A,) their expected errors, metres
 
 
 def _undistort(xd, yd, k, iters=20):

@@ -3,6 +3,7 @@
 Units: points and SDF values are canonical (1 = 0.2 m); ``trunc`` caps a point's residual
 (outliers stop pulling); ``w_*`` weigh the loss terms of ``fit.fit_frames``:
 data (mean truncated |sdf|), normal (1 - cos between SDF gradient and observed normal),
+anchor landmarks (distance in units of each landmark's spread, capped at 3),
 prior on each code (diffusion prior, or L2 toward the codebook statistics without one;
 each with its own weights, tuned on the clean benchmark take: the diffusion loss is a
 noisy, flatter pull than L2 and wants about ten times the weight on the expression code),
@@ -33,6 +34,7 @@ class Preset:
     thin_below_mm: float = 0.0  # after a frame's first step, points fitting within this
     thin_keep: float = 1.0  # keep this share of them (weighted up) for the later steps
     w_normal: float = 0.02
+    w_anchor: float = 1e-3  # the encoder's anchor landmarks (none without an encoder)
     w_prior_id: float = 3e-3  # diffusion prior (DPHMs' denoising loss, t in [0.4, 0.6] T)
     w_prior_exp: float = 3e-2
     w_l2_id: float = 1e-3  # the L2 code prior used instead when no diffusion prior is given

@@ -88,11 +88,14 @@ class Tracker:
         return self.encode(obs, State(z.copy(), R, t))
 
     def encode(self, obs, guess: State) -> State:
-        """The encoder's state for an observation from a pose guess (the guess without one)."""
+        """The encoder's state for an observation from a pose guess (the guess without one);
+        its anchor landmarks, when it has them, are attached to the observation."""
         if self.encoder is None:
             return guess
         with self.timed("encoder"):
             p = self.encoder.predict([obs], [(guess.R, guess.t)], seed=self.seed)[0]
+        if self.encoder.n_landmarks:
+            obs.landmarks, obs.landmark_spread = p["landmarks"], p["landmark_spread"]
         return State(p["z_exp"], p["R"], p["t"])
 
     def _start(self, obs) -> State:

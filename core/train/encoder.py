@@ -6,10 +6,12 @@ expression (train seed stream, as ARKit weights), at a random head pose 0.5 to 0
 with Kinect noise scaled x0.5 to x4. The segmented head points are canonicalised by
 ``guesses`` pose guesses per frame: the true pose perturbed by a random rotation (3 or 10
 degrees rms per axis) and shift (5 or 15 mm rms per axis), as the rigid search or a fast
-head leave it. Targets: the 57 ICT weights rendered and the perturbation. Training draws
-a quarter to all of a sample's points (sparse clouds too). Samples are cached under
-``weights/training/``. Loss: weights MSE + standardised code MSE (through the fixed code
-map) + rotation and shift errors.
+head leave it. Targets: the 57 ICT weights rendered, the perturbation and where the head
+model's anchor vertices are in the guessed frame. Training draws a quarter to all of a
+sample's points (sparse clouds too). Samples are cached under ``weights/training/``.
+Loss: weights MSE + standardised code MSE (through the fixed code map) + rotation and
+shift errors + the landmarks' Laplace negative log-likelihood (distance / spread + log
+spread, so the spread learns each landmark's expected error).
 """
 
 import hashlib
@@ -37,7 +39,8 @@ from . import dist
 from .presets import ENCODER_PRESETS, EncoderPreset
 
 N_TRAIN_IDENTITIES = 192  # the head model's training identities
-LOSS = {"weights": 10.0, "code": 1.0, "rot": 10.0, "trans": 100.0}
+LOSS = {"weights": 10.0, "code": 1.0, "rot": 10.0, "trans": 100.0, "landmarks": 0.1}
+FIELDS = ("x", "weights", "A", "b", "landmarks")
 
 
 def random_pose(rng, pivot):
@@ -49,9 +52,10 @@ def random_pose(rng, pivot):
     return R, t
 
 
-def make_samples(sim, ids, arkit, rng, index, preset):
-    """[(inputs (n_points, 6), ICT weights, A (3, 3), b (3,))] for ``preset.guesses`` pose
-    guesses of one rendered frame, or [] when the segmentation finds no head."""
+def make_samples(sim, ids, arkit, rng, index, preset, anchor_vertices):
+    """[(inputs (n_points, 6), ICT weights, A (3, 3), b (3,), landmarks (L, 3))] for
+    ``preset.guesses`` pose guesses of one rendered frame, or [] when the segmentation finds
+    no head."""
     sim.identity = ids[rng.integers(len(ids))]
     sim.base = sim.ict.head(sim.identity)
     sim.noise_scale = rng.uniform(0.5, 4.0)
@@ -69,13 +73,16 @@ def make_samples(sim, ids, arkit, rng, index, preset):
         R0 = Rc @ A.T
         t0 = tc - SCALE * R0 @ b
         x = canonical_input(obs.points, obs.normals, R0, t0, preset.n_points, seed=index + g)
-        out.append((x, sim.arkit_to_ict @ arkit, A, b))
+        lm = (f.vertices[anchor_vertices] - t0) @ R0 / SCALE
+        out.append((x, sim.arkit_to_ict @ arkit, A, b, lm))
     return out
 
 
-def build_samples(preset: EncoderPreset, ict, cache: Path | None = None, quiet=False) -> dict:
+def build_samples(
+    preset: EncoderPreset, ict, anchor_vertices, cache: Path | None = None, quiet=False
+) -> dict:
     """All samples of a preset (``n_frames`` x ``guesses``) as numpy arrays (cached as .npz
-    when ``cache`` is given)."""
+    when ``cache`` is given); landmarks at the ICT vertices ``anchor_vertices``."""
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             return {k: z[k] for k in z.files}
@@ -89,14 +96,10 @@ def build_samples(preset: EncoderPreset, ict, cache: Path | None = None, quiet=F
         rng = np.random.default_rng([preset.seed, i])
         s = []
         while not s:
-            s = make_samples(sim, ids, arkit[i], rng, i, preset)
+            s = make_samples(sim, ids, arkit[i], rng, i, preset, anchor_vertices)
         rows += s
-    data = {
-        "x": np.stack([r[0] for r in rows]).astype(np.float16),
-        "weights": np.stack([r[1] for r in rows]).astype(np.float32),
-        "A": np.stack([r[2] for r in rows]).astype(np.float32),
-        "b": np.stack([r[3] for r in rows]).astype(np.float32),
-    }
+    data = {k: np.stack([r[j] for r in rows]).astype(np.float32) for j, k in enumerate(FIELDS)}
+    data["x"] = data["x"].astype(np.float16)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + ".partial")
@@ -114,30 +117,31 @@ class Loss:
         self.cmap_w, self.cmap_1 = cmap[:-1], cmap[-1]
         self.code_std = content["codebooks"]["exp"].std(0) + 1e-6
 
-    def __call__(self, net, x, weights, A, b):
-        w, A_hat, b_hat = net(x)
+    def __call__(self, net, x, weights, A, b, lm):
+        w, A_hat, b_hat, lm_hat, log_spread = net(x)
         dz = (w - weights) @ self.cmap_w / self.code_std
         parts = {
             "weights": ((w - weights) ** 2).mean(),
             "code": (dz**2).mean(),
             "rot": ((A_hat - A) ** 2).sum((1, 2)).mean(),
             "trans": ((b_hat - b) ** 2).sum(1).mean(),
+            "landmarks": ((lm_hat - lm).norm(dim=2) / log_spread.exp() + log_spread).mean(),
         }
         return sum(LOSS[k] * v for k, v in parts.items()), parts
 
 
 def _tensors(data, sel):
-    return [torch.from_numpy(data[k][sel]).float() for k in ("x", "weights", "A", "b")]
+    return [torch.from_numpy(data[k][sel]).float() for k in FIELDS]
 
 
-def fit_encoder(data, content, preset: EncoderPreset, quiet=False, rank=0):
+def fit_encoder(data, content, anchors, preset: EncoderPreset, quiet=False, rank=0):
     """A PointEncoder trained on ``data``; returns (net, history): the loss on (up to 256)
     training samples and on the validation samples (the last ``val`` share) at the start
     and the end, and its parts at the end."""
     n = len(data["x"])
     n_val = preset.guesses * max(1, int(round(preset.val * n / preset.guesses)))  # whole frames
     train, val = np.arange(n - n_val), np.arange(n - n_val, n)
-    net = PointEncoder(width=preset.width)
+    net = PointEncoder(width=preset.width, anchors=anchors)
     model = dist.wrap(net)
     loss_fn = Loss(content)
     opt = torch.optim.Adam(net.parameters(), lr=preset.lr)
@@ -159,10 +163,10 @@ def fit_encoder(data, content, preset: EncoderPreset, quiet=False, rank=0):
     avg = None
     for step in bar:
         sel = train[torch.randint(0, len(train), (preset.batch,), generator=gen).numpy()]
-        x, weights, A, b = _tensors(data, sel)
+        x, *targets = _tensors(data, sel)
         k = int(torch.randint(preset.n_points // 4, preset.n_points + 1, (1,), generator=gen))
         x = x[:, torch.randperm(x.shape[1], generator=gen)[:k]]  # sparser clouds too
-        loss, _ = loss_fn(model, x, weights, A, b)
+        loss, _ = loss_fn(model, x, *targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -182,19 +186,26 @@ def train_encoder(preset_name: str, head_path, out, quiet=False, cache_dir=None)
     if world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(preset.seed * 1000 + rank)
-    _, content = load_head(head_path)
+    model, content = load_head(head_path)
+    anchor_vertices = np.asarray(model.cfg.anchor_vertices)
     ict = load_ict()
-    data_fields = (preset.n_frames, preset.n_points, preset.guesses, preset.seed)
+    data_fields = (
+        preset.n_frames,
+        preset.n_points,
+        preset.guesses,
+        preset.seed,
+        anchor_vertices.tolist(),
+    )
     key = hashlib.sha256(repr(data_fields).encode()).hexdigest()[:10]
     cache = Path(cache_dir or WEIGHTS_DIR / "training") / f"encoder_data_{preset_name}_{key}.npz"
     t0 = time.time()
     if rank == 0:
-        data = build_samples(preset, ict, cache, quiet)
+        data = build_samples(preset, ict, anchor_vertices, cache, quiet)
     dist.barrier()
     if rank != 0:
-        data = build_samples(preset, ict, cache, quiet=True)
+        data = build_samples(preset, ict, anchor_vertices, cache, quiet=True)
     t1 = time.time()
-    net, history = fit_encoder(data, content, preset, quiet, rank)
+    net, history = fit_encoder(data, content, model.cfg.mean_anchors, preset, quiet, rank)
     seconds = time.time() - t0
     result = {}
     if rank == 0:
