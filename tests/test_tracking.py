@@ -236,7 +236,7 @@ def test_identity_keyframes_keep_their_own_poses(head):
 def test_anchor_landmarks_pull_the_pose_home(head):
     """Landmarks at the model's own posed anchors: the anchor term vanishes at the true pose
     and brings a shifted, turned start back to it ten times closer than the same points
-    as plain surface points do."""
+    as plain surface points do; identity fits ignore it."""
     import torch
     from dphm.core.tracking.fit import fit_frames
     from dphm.core.tracking.preprocess import Observation
@@ -280,6 +280,13 @@ def test_anchor_landmarks_pull_the_pose_home(head):
         )
     assert float(term) < 0.05  # in spreads: the landmarks sit where the model puts them
     assert err[0.05] < 0.2 and err[0.05] < 0.3 * err[0.0]
+    # the identity fit leaves the landmarks out
+    plain = Observation(lm, np.zeros_like(lm), 0, 0.0)
+    z = [
+        fit_frames(model, z_id, [o], [start], preset.but(w_anchor=0.05), prior, 5, True)[0]
+        for o in (obs, plain)
+    ]
+    np.testing.assert_array_equal(z[0], z[1])
 
 
 def write_take_from(arrays, tmp_path):

@@ -13,7 +13,9 @@ The anchor term reads the frames' landmarks l_bk (where the encoder puts each of
 identity model's anchors in the frame, with its expected error sigma_bk): mapped into the
 posed canonical frame and through the backward deformation, y = x + delta(x) with
 x = R_b^T (l_bk - t_b) / s, each must land on its anchor a_k of the identity (neutral)
-head; a landmark more than three of its spreads away stops pulling.
+head; a landmark more than three of its spreads away stops pulling. An identity fit
+leaves the term out: depth-only landmarks are too coarse to shape a head, or to pose the
+keyframes it is fitted on.
 The temporal chain includes fixed reference states before and after the frames
 (the previous frame's prediction when tracking, the window's neighbours when refining).
 A preset that thins points (``thin_keep`` < 1) keeps, after the first step, a share of
@@ -140,7 +142,7 @@ def fit_frames(
         t = t0 + SCALE * dt
         return cond, R, t, _canonical(pts, R, t, idx)
 
-    anchors = _landmarks(observations, preset)
+    anchors = None if fit_identity else _landmarks(observations, preset)
     full = pts, idx
     wts = torch.ones(len(pts))
     n_run = 0
