@@ -126,9 +126,12 @@ def segment_head(frame, max_points=None, seed=0) -> Observation:
         miss.reason = "no depth in range"
         return miss
     intr = frame.intrinsics
-    pix_area = (np.where(labels > 0, depth, 0) / intr.fx) ** 2
-    area = ndimage.sum(pix_area, labels, np.arange(1, n + 1))
-    near = ndimage.minimum(np.where(labels > 0, depth, np.inf), labels, np.arange(1, n + 1))
+    lab = labels.ravel()
+    on = np.flatnonzero(lab)
+    area = np.bincount(lab[on], (depth.ravel()[on] / intr.fx) ** 2, n + 1)[1:]
+    near = np.full(n + 1, np.inf, np.float32)
+    np.minimum.at(near, lab[on], depth.ravel()[on])
+    near = near[1:]
     r = rays(intr)
     reason = "no blob of head size"
     for i in np.argsort(near):

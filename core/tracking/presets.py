@@ -3,7 +3,8 @@
 Units: points and SDF values are canonical (1 = 0.2 m); ``trunc`` caps a point's residual
 (outliers stop pulling); ``w_*`` weigh the loss terms of ``fit.fit_frames``:
 data (mean truncated |sdf|), normal (1 - cos between SDF gradient and observed normal),
-anchor landmarks (distance in units of each landmark's spread, capped at 3),
+anchor landmarks (distance in units of each landmark's spread, capped at 3; 1e-3 was the
+best of 0 / 3e-4 / 1e-3 / 3e-3 on the benchmark takes, and it never enters identity fits),
 prior on each code (diffusion prior, or L2 toward the codebook statistics without one;
 each with its own weights, tuned on the clean benchmark take: the diffusion loss is a
 noisy, flatter pull than L2 and wants about ten times the weight on the expression code),
@@ -31,10 +32,11 @@ class Preset:
     lr_rot: float = 3e-3
     lr_trans: float = 3e-3
     trunc: float = 0.05
+    n_select: int = 0  # points scoring the start candidates of a frame (0: n_points)
     thin_below_mm: float = 0.0  # after a frame's first step, points fitting within this
     thin_keep: float = 1.0  # keep this share of them (weighted up) for the later steps
     w_normal: float = 0.02
-    w_anchor: float = 1e-3  # the encoder's anchor landmarks (none without an encoder)
+    w_anchor: float = 1e-3  # the encoder's anchor landmarks (per frame; none without it)
     w_prior_id: float = 3e-3  # diffusion prior (DPHMs' denoising loss, t in [0.4, 0.6] T)
     w_prior_exp: float = 3e-2
     w_l2_id: float = 1e-3  # the L2 code prior used instead when no diffusion prior is given
@@ -48,7 +50,7 @@ class Preset:
 
 
 PRESETS = {
-    "preview": Preset("preview", 400, 0, 3, 60, 3, 1, 0.6, 0, 0, lr_exp=4e-2),
+    "preview": Preset("preview", 400, 0, 3, 60, 3, 1, 0.6, 0, 0, lr_exp=4e-2, n_select=150),
     "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 3, 0.4, 8, 3),
     "best": Preset(
         "best", 4000, 500, 8, 300, 40, 20, 0.0, 10, 15, thin_below_mm=1.0, thin_keep=0.25

@@ -108,10 +108,9 @@ class Tracker:
             return pred
         guess = self.encode(obs, pred)
         cands = [guess, pred, State(guess.z_exp, pred.R, pred.t)]
+        n = self.preset.n_select or self.preset.n_points
         with self.timed("fit"):
-            errs = fit_errors(
-                self.model, self.z_id, obs, cands, self.preset.n_points, self.seed + obs.index
-            )
+            errs = fit_errors(self.model, self.z_id, obs, cands, n, self.seed + obs.index)
         return cands[int(np.argmin(errs))]
 
     def fit_identity(self, observations) -> list:
