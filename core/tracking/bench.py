@@ -188,7 +188,7 @@ def run(args) -> list[dict]:
         sims = make_take(ict, c, seq, frames)
         case = f"heldout{c:02d}_{seq}"
         run_all(case, sims, main)
-        if c == 0 and not quick:  # about 15 s a frame on one core
+        if c == 0 and not quick:  # about 6 s a frame on 2 cores
             run_all(case, sims, [("research_budget", RESEARCH_BUDGET, prior, None)])
         add("linear_3dmm (oracle)", case, *run_linear(ict, sims, model, content))
     sweep = [
