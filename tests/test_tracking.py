@@ -235,7 +235,7 @@ def test_identity_keyframes_keep_their_own_poses(head):
 @needs_head
 def test_anchor_landmarks_pull_the_pose_home(head):
     """Landmarks at the model's own posed anchors: the anchor term vanishes at the true pose
-    and brings a shifted, turned start back to it ten times closer than the same points
+    and brings a shifted, turned start back to it several times closer than the same points
     as plain surface points do; identity fits ignore it."""
     import torch
     from dphm.core.tracking.fit import fit_frames
