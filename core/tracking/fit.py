@@ -87,11 +87,13 @@ def fit_frames(
     before=None,
     after=None,
     seed=0,
+    cond_id=None,
 ):
     """Fit B frames jointly; returns (z_id, [State] * B, fit error per frame in mm, steps run).
 
     ``init`` holds a State per frame; ``before`` / ``after`` optional fixed neighbour States
-    for the temporal terms. With ``fit_identity`` the identity code is optimised too.
+    for the temporal terms. With ``fit_identity`` the identity code is optimised too;
+    without, ``cond_id`` (``model.identity.condition`` of ``z_id``) saves recomputing it.
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)  # the diffusion prior's t and noise
@@ -124,8 +126,9 @@ def fit_frames(
     if fit_identity:
         groups.append({"params": [zi], "lr": preset.lr_id})
     opt = torch.optim.Adam(groups)
-    with torch.no_grad():
-        cond_id = model.identity.condition(zi)
+    if cond_id is None or fit_identity:
+        with torch.no_grad():
+            cond_id = model.identity.condition(zi)
     refs = [r for r in (before, after) if r is not None]
     ref_z = (
         {
@@ -187,7 +190,7 @@ def fit_frames(
     return zi.detach()[0].numpy().copy(), states, errors, n_run
 
 
-def fit_errors(model, z_id, obs, states, n_points, seed) -> list[float]:
+def fit_errors(model, z_id, obs, states, n_points, seed, cond_id=None) -> list[float]:
     """The fit error (median |sdf|, mm) of one observation under each of several states, on
     the points ``fit_frames`` samples with the same ``seed`` and ``n_points``; one pass."""
     pts, _ = _sample(obs, n_points, np.random.default_rng(seed))
@@ -195,7 +198,7 @@ def fit_errors(model, z_id, obs, states, n_points, seed) -> list[float]:
     with torch.no_grad():
         zi = torch.as_tensor(z_id, dtype=torch.float32).view(1, -1)
         ze = torch.as_tensor(np.stack([s.z_exp for s in states]), dtype=torch.float32)
-        cond = _condition(model, zi, ze, model.identity.condition(zi))
+        cond = _condition(model, zi, ze, cond_id or model.identity.condition(zi))
         R = torch.as_tensor(np.stack([s.R for s in states]), dtype=torch.float32)
         t = torch.as_tensor(np.stack([s.t for s in states]), dtype=torch.float32)
         idx = torch.arange(b).repeat_interleave(n)
@@ -220,7 +223,7 @@ def _landmarks(observations, preset):
 
 def _anchor_term(model, cond, R, t, lm, frame, anchor, inv):
     x = _canonical(lm, R, t, frame)
-    y = x + model.expression(x, cond["exp"], frame)
+    y = x + model.deform(x, cond, frame)
     d = (y - cond["id"]["anchors"][frame, anchor]).norm(dim=1)
     return (d * inv).clamp(max=3.0).mean()
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
 from ..errors import DPHMError
@@ -63,7 +64,7 @@ class Tracker:
         self.arkit = ArkitMap.from_content(content)
         self.neutral = content["codebooks"]["exp"][0].numpy()
         self.timings = defaultdict(float)
-        self.z_id = None
+        self.z_id = self.cond_id = None  # cond_id: the model's conditioning of z_id
         self.history: list[State] = []
         self.lost = True
         with self.timed("template"):
@@ -110,7 +111,9 @@ class Tracker:
         cands = [guess, pred, State(guess.z_exp, pred.R, pred.t)]
         n = self.preset.n_select or self.preset.n_points
         with self.timed("fit"):
-            errs = fit_errors(self.model, self.z_id, obs, cands, n, self.seed + obs.index)
+            errs = fit_errors(
+                self.model, self.z_id, obs, cands, n, self.seed + obs.index, self.cond_id
+            )
         return cands[int(np.argmin(errs))]
 
     def fit_identity(self, observations) -> list:
@@ -133,6 +136,8 @@ class Tracker:
                 fit_identity=True,
                 seed=self.seed,
             )
+            with torch.no_grad():
+                self.cond_id = self.model.identity.condition(torch.from_numpy(self.z_id)[None])
         return [o for o, _ in inits]
 
     def _prediction(self) -> State:
@@ -170,6 +175,7 @@ class Tracker:
                 steps,
                 before=before,
                 seed=self.seed + obs.index,
+                cond_id=self.cond_id,
             )
         self.lost = err > LOST_MM
         self.history = [*self.history[-1:], state]
@@ -228,6 +234,7 @@ class Tracker:
                     before=before,
                     after=after,
                     seed=self.seed + k,
+                    cond_id=self.cond_id,
                 )
             for i, s, e in zip(sel, states, errs, strict=True):
                 results[i].state, results[i].fit_error_mm = s, e
