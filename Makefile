@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint extension clean
+.PHONY: demo test lint extension blender-matrix clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml setup.py
 demo: $(STAMP)
 	$(BIN)/dphm demo --out demo_out
 
-test: $(STAMP)
+# One venv per Blender release we claim, each holding only that bpy (tools/blender_matrix.py).
+blender-matrix:
+	$(BIN)/python tools/blender_matrix.py create
+
+test: $(STAMP) blender-matrix
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -25,4 +29,4 @@ extension: $(STAMP)
 	$(BIN)/python tools/build_extension.py build --out dist
 
 clean:
-	rm -rf $(VENV) dist build demo_out .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venvs dist build demo_out .pytest_cache .ruff_cache

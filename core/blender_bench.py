@@ -1,9 +1,9 @@
 """``dphm bench --suite blender``: the Blender side, timed in child processes that have bpy.
 
-Row ``bake``: the bake writers (``dphm_blender/bench.py``) on a synthetic bake of 1,000
+Row ``bake``: the bake writers (``dphm_blender/scripts/bench.py``) on a synthetic bake of 1,000
 frames x 25,000 vertices, median of 3 runs: per-frame shape keys, PC2 + Mesh Cache, the
 ARKit-52 shape-key set, and 30 frames of varying-topology meshes through Alembic (info).
-Row ``track_ui`` (``dphm_blender/ui_bench.py``): the longest main-thread step of the Track
+Row ``track_ui`` (``dphm_blender/scripts/ui_bench.py``): the longest main-thread step of the Track
 operator while the engine tracks a simulated take (30 frames, balanced).
 """
 
@@ -39,14 +39,14 @@ def child(module: str, *args, timeout: float = 1800) -> dict:
 def bake_row(args) -> dict:
     quick = getattr(args, "quick", False)
     frames, repeats = (100, 1) if quick else (1000, 3)
-    row = child("dphm_blender.bench", "--frames", frames, "--repeats", repeats)
+    row = child("dphm_blender.scripts.bench", "--frames", frames, "--repeats", repeats)
     return {"case": "bake", **row}
 
 
 def ui_row(args) -> dict:
     """Tracking a simulated take in the engine while Blender's timer steps are timed."""
     frames = 10 if getattr(args, "quick", False) else 30
-    row = child("dphm_blender.ui_bench", "--frames", frames, "--quality", "balanced")
+    row = child("dphm_blender.scripts.ui_bench", "--frames", frames, "--quality", "balanced")
     if not row.pop("finished"):
         raise DPHMError("the Blender benchmark ui_bench: tracking did not finish")
     return {"case": "track_ui", **row}

@@ -94,11 +94,11 @@ def capture(anim, arkit, out: Path, seed=0, meshes=True):
 
 
 def blender_scene(manifest: dict, out: Path):
-    """Run ``dphm_blender.demo_scene`` in a child Python that has bpy; returns its report."""
+    """Run ``dphm_blender.scripts.demo_scene`` in a child Python with bpy; returns its report."""
     path = out / "blender_manifest.json"
     path.write_text(json.dumps(manifest, indent=1))
     root = __package__.rpartition(".")[0]
-    cmd = [sys.executable, "-m", f"{root}.dphm_blender.demo_scene", str(path)]
+    cmd = [sys.executable, "-m", f"{root}.dphm_blender.scripts.demo_scene", str(path)]
     env = dict(os.environ, OMP_NUM_THREADS=str(manifest["threads"]))
     steps = 2 + len(manifest["render_frames"])
     report, tail = None, []

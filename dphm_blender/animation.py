@@ -1,7 +1,8 @@
 """Keyframes through Blender's layered (slotted) actions, written in bulk.
 
 Blender 4.4+ keeps F-curves in an action's layer -> strip -> channelbag for a slot; 5.0
-has no ``Action.fcurves``. Keyframe points are added at once and filled by ``foreach_set``.
+has no ``Action.fcurves``. 4.2 and 4.3 have only legacy actions, whose F-curves hang on
+the action itself. Keyframe points are added at once and filled by ``foreach_set``.
 """
 
 import bpy
@@ -12,10 +13,15 @@ _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINE
 
 
 def channelbag(id_data, name: str):
-    """A new action assigned to ``id_data`` (an ID: object, shape key block ...); its channelbag."""
+    """A new action assigned to ``id_data`` (an ID: object, shape key block ...); what holds
+    its F-curves (the slot's channelbag, or on Blender < 4.4 the action itself)."""
     action = bpy.data.actions.new(name)
-    slot = action.slots.new(id_type=id_data.id_type, name=name)
     anim = id_data.animation_data or id_data.animation_data_create()
+    if not hasattr(action, "slots"):
+        action.id_root = id_data.id_type
+        anim.action = action
+        return action
+    slot = action.slots.new(id_type=id_data.id_type, name=name)
     anim.action = action
     anim.action_slot = slot
     strip = action.layers.new("Layer").strips.new(type="KEYFRAME")

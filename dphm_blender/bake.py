@@ -3,7 +3,7 @@
 Every writer reads the bake dict of ``bake_take``/``read_bake`` and returns the new object,
 linked to ``collection`` (default: the scene's). Blender frame ``first_frame + i`` shows
 take frame ``i``. The head's rigid motion, canonical -> camera -> world
-(``demo_scene.head_matrices``), is either keyed on the object (``motion="object"``), baked
+(``camera.head_matrices``), is either keyed on the object (``motion="object"``), baked
 into the vertices in world coordinates with the object at the origin (``"geometry"``), or
 left out (``"none"``: canonical units at the origin).
 """
@@ -17,7 +17,7 @@ from ..core.data.arkit import ARKIT_NAMES
 from ..core.errors import DPHMError
 from ..core.tracking.export import write_pc2
 from .animation import channelbag, keyframe_transforms, keyframes
-from .demo_scene import head_matrices
+from .camera import head_matrices
 from .mesh import mesh_object
 from .shapekeys import frame_shape_keys
 

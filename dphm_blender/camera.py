@@ -19,6 +19,15 @@ def to_world(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float64) @ CAMERA_TO_WORLD.T
 
 
+def head_matrices(R, t, s) -> np.ndarray:
+    """(T, 4, 4) object -> world: canonical -> camera (s R c + t), then camera -> world."""
+    m = np.zeros((len(R), 4, 4))
+    m[:, :3, :3] = CAMERA_TO_WORLD @ (s[:, None, None] * R)
+    m[:, :3, 3] = t @ CAMERA_TO_WORLD.T
+    m[:, 3, 3] = 1.0
+    return m
+
+
 def camera_object(name: str, intr: dict, scene=None):
     """A camera object with the capture's pinhole intrinsics; sets the scene's resolution.
 

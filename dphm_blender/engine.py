@@ -269,3 +269,10 @@ def shutdown() -> None:
     if _engine is not None:
         _engine.close()
         _engine = None
+
+
+def job_statuses() -> list[str]:
+    """One status line per job the engine is running, for the panels."""
+    if _engine is None:
+        return []
+    return [job.status() for job in list(_engine.jobs.values())]

@@ -5,12 +5,8 @@ import time
 from bpy.types import Operator
 
 from ..core.errors import DPHMError
-from ..dphm_blender import capture_view
+from ..dphm_blender import capture_view, streams
 from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
-
-LIVE = {"K4A": "live:k4a", "REALSENSE": "live:realsense"}
-_stop_requested: set[str] = set()  # operator ids asked to stop by the Stop button
-running: set[str] = set()  # live operators running now (the panel shows Stop)
 
 
 def source_input(settings) -> str:
@@ -25,7 +21,7 @@ def source_input(settings) -> str:
         if not settings.source_folder or not path.is_dir():
             raise DPHMError(f"{path or 'no folder chosen'}: choose a capture folder")
         return str(path)
-    return LIVE.get(settings.source, "")
+    return streams.live_input(settings.source) if streams.is_live(settings.source) else ""
 
 
 class StreamingOperator(EngineOperator):
@@ -36,8 +32,7 @@ class StreamingOperator(EngineOperator):
         return self._job.cmd == "live"
 
     def tick(self, context):
-        if self.bl_idname in _stop_requested:
-            _stop_requested.discard(self.bl_idname)
+        if streams.stop_requested(self.bl_idname):
             self._job.stop()
         return EngineOperator.tick(self, context)
 
@@ -58,17 +53,16 @@ class DPHM_OT_capture_preview(StreamingOperator, Operator):
 
     @classmethod
     def poll(cls, context):
-        return context.scene is not None and cls.bl_idname not in running
+        return context.scene is not None and not streams.is_running(cls.bl_idname)
 
     def first_job(self, context):
         s = context.scene.dphm
         self._folder = work_dir(context)
-        if s.source in LIVE:
-            running.add(self.bl_idname)
-            _stop_requested.discard(self.bl_idname)
+        if streams.is_live(s.source):
+            streams.begin(self.bl_idname)
             return engine_for(context).submit(
                 "live",
-                input=LIVE[s.source],
+                input=streams.live_input(s.source),
                 folder=str(self._folder / "live"),
                 max_points=s.preview_points,
             )
@@ -101,7 +95,7 @@ class DPHM_OT_capture_preview(StreamingOperator, Operator):
         if job.cmd == "simulate":
             return self._cache(context, job.result["path"])
         if job.cmd == "live":
-            running.discard(self.bl_idname)
+            streams.end(self.bl_idname)
             self.report({"INFO"}, f"DPHM: live preview ended after {job.result['frames']} frames")
             return None
         n = capture_view.load_point_cache(context.scene, absolute(job.result["path"]))
@@ -110,7 +104,7 @@ class DPHM_OT_capture_preview(StreamingOperator, Operator):
         return None
 
     def cleanup(self, context):
-        running.discard(self.bl_idname)
+        streams.end(self.bl_idname)
 
 
 class DPHM_OT_record(StreamingOperator, Operator):
@@ -123,20 +117,19 @@ class DPHM_OT_record(StreamingOperator, Operator):
     @classmethod
     def poll(cls, context):
         s = getattr(context.scene, "dphm", None)
-        if s is None or s.source not in LIVE:
+        if s is None or not streams.is_live(s.source):
             cls.poll_message_set("Choose a live camera as the source")
             return False
-        return cls.bl_idname not in running
+        return not streams.is_running(cls.bl_idname)
 
     def first_job(self, context):
         s = context.scene.dphm
         folder = work_dir(context)
         self._out = folder / time.strftime("recording_%Y%m%d_%H%M%S")
-        running.add(self.bl_idname)
-        _stop_requested.discard(self.bl_idname)
+        streams.begin(self.bl_idname)
         return engine_for(context).submit(
             "live",
-            input=LIVE[s.source],
+            input=streams.live_input(s.source),
             folder=str(folder / "live"),
             record=str(self._out),
             max_points=s.preview_points,
@@ -148,7 +141,7 @@ class DPHM_OT_record(StreamingOperator, Operator):
     def next_job(self, context, job):
         s = context.scene.dphm
         if job.cmd == "live":
-            running.discard(self.bl_idname)
+            streams.end(self.bl_idname)
             if not job.result["frames"]:
                 raise DPHMError("the camera delivered no frames; nothing was recorded")
             s.source, s.source_folder = "FOLDER", relative(job.result["record"])
@@ -161,7 +154,7 @@ class DPHM_OT_record(StreamingOperator, Operator):
         return None
 
     def cleanup(self, context):
-        running.discard(self.bl_idname)
+        streams.end(self.bl_idname)
 
 
 class DPHM_OT_stop_live(Operator):
@@ -173,10 +166,10 @@ class DPHM_OT_stop_live(Operator):
 
     @classmethod
     def poll(cls, context):
-        return bool(running)
+        return streams.any_running()
 
     def execute(self, context):
-        _stop_requested.update(running)
+        streams.request_stop()
         return {"FINISHED"}
 
 

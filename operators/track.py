@@ -3,7 +3,7 @@
 from bpy.types import Operator
 
 from ..core.errors import DPHMError
-from ..dphm_blender import capture_view
+from ..dphm_blender import capture_view, streams
 from ..dphm_blender.jobs import absolute, engine_for, relative, work_dir
 from . import capture
 
@@ -26,8 +26,8 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
     @classmethod
     def poll(cls, context):
         s = getattr(context.scene, "dphm", None)
-        if s is not None and s.source in capture.LIVE:
-            return not capture.running
+        if s is not None and streams.is_live(s.source):
+            return not streams.any_running()
         if s is None or not s.capture_path:
             cls.poll_message_set("Preview or record a capture first (Capture panel)")
             return False
@@ -35,14 +35,13 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
 
     def first_job(self, context):
         s = context.scene.dphm
-        if s.source in capture.LIVE:  # track the camera as it streams, recording it too
+        if streams.is_live(s.source):  # track the camera as it streams, recording it too
             folder = work_dir(context)
             self._out, self._live = next_take_path(folder), True
-            capture.running.add(self.bl_idname)
-            capture._stop_requested.discard(self.bl_idname)
+            streams.begin(self.bl_idname)
             return engine_for(context).submit(
                 "track",
-                input=capture.LIVE[s.source],
+                input=streams.live_input(s.source),
                 out=str(self._out),
                 quality=s.quality,
                 prior_strength=s.prior_strength,
@@ -80,7 +79,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
 
     def cleanup(self, context):
         capture_view.remove_object(capture_view.HEAD_PREVIEW)
-        capture.running.discard(self.bl_idname)
+        streams.end(self.bl_idname)
 
     def next_job(self, context, job):
         s, r = context.scene.dphm, job.result

@@ -144,7 +144,7 @@ def test_saved_blend_reloads_intact(baked, built):
 
 
 def test_blender_bench_reports_every_writer():
-    row = blender_bench.child("dphm_blender.bench", "--frames", 4, "--vertices", 300,
+    row = blender_bench.child("dphm_blender.scripts.bench", "--frames", 4, "--vertices", 300,
                               "--repeats", 1, "--alembic-frames", 3)  # fmt: skip
     assert row["frames"] == 4 and 250 < row["vertices"] < 350
     for col in ("bake_shapekeys_s", "bake_pc2_s", "bake_arkit_s", "bake_alembic_s"):

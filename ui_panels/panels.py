@@ -2,8 +2,7 @@
 
 from bpy.types import Panel
 
-from ..dphm_blender import engine
-from ..operators import capture
+from ..dphm_blender import engine, streams
 
 
 class _DPHMPanel:
@@ -33,11 +32,11 @@ class DPHM_PT_capture(_DPHMPanel, Panel):
             col.prop(s, "sim_frames")
         layout.prop(s, "preview_points")
         row = layout.row(align=True)
-        if capture.running:
+        if streams.any_running():
             row.operator("dphm.stop_live", icon="SNAP_FACE")
         else:
             row.operator("dphm.capture_preview", icon="HIDE_OFF")
-            if s.source in capture.LIVE:
+            if streams.is_live(s.source):
                 row.operator("dphm.record", icon="REC")
         if s.capture_path:
             layout.label(text=f"Capture: {s.capture_path}", icon="FILE_MOVIE")
@@ -58,17 +57,15 @@ class DPHM_PT_track(_DPHMPanel, Panel):
         sub.active = s.use_range
         sub.prop(s, "range_start")
         sub.prop(s, "range_end")
-        if "dphm.track" in capture.running:
+        if streams.is_running("dphm.track"):
             layout.operator("dphm.stop_live", text="Stop tracking", icon="SNAP_FACE")
         else:
-            live = s.source in capture.LIVE
+            live = streams.is_live(s.source)
             layout.operator("dphm.track", text="Track live" if live else "Track", icon="TRACKING")
         if s.take:
             layout.prop(s, "take")
-        eng = engine._engine
-        if eng is not None and eng.jobs:
-            for job in list(eng.jobs.values()):
-                layout.label(text=job.status(), icon="SORTTIME")
+        for status in engine.job_statuses():
+            layout.label(text=status, icon="SORTTIME")
 
 
 class DPHM_PT_bake(_DPHMPanel, Panel):

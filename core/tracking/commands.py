@@ -169,7 +169,12 @@ def _export_blender(model, content, take, out: Path, args) -> int:
         (tmp / "manifest.json").write_text(json.dumps(manifest))
         root = __package__.rsplit(".core", 1)[0]
         proc = subprocess.run(
-            [sys.executable, "-m", f"{root}.dphm_blender.export_scene", str(tmp / "manifest.json")],
+            [
+                sys.executable,
+                "-m",
+                f"{root}.dphm_blender.scripts.export_scene",
+                str(tmp / "manifest.json"),
+            ],
             capture_output=True,
             text=True,
         )

@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from dphm_classes import CLASS_NAMES  # beside this script
+from layout import RecordingLayout
 
 MARK = "DPHM-RESULT "
 
@@ -35,35 +36,6 @@ if sys.argv[1] == "no_torch":
 import bpy  # noqa: E402
 
 addon_utils = importlib.import_module("addon_utils")  # ships with bpy, on sys.path after it
-
-
-class RecordingLayout:
-    """Stands in for bpy's UILayout: records every label, prop and operator drawn."""
-
-    def __init__(self, log):
-        self.log = log
-
-    def _child(self, *args, **kwargs):
-        return RecordingLayout(self.log)
-
-    box = row = column = split = _child
-
-    def label(self, text="", icon="NONE"):
-        self.log.append(("label", text))
-
-    def prop(self, data, name, **kwargs):
-        self.log.append(("prop", name))
-
-    def operator(self, idname, text="", icon="NONE"):
-        self.log.append(("operator", idname))
-
-        class Props:
-            pass
-
-        return Props()
-
-    def separator(self, **kwargs):
-        pass
 
 
 OUR_CLASSES = []  # class objects, collected once the add-on is loaded

@@ -20,7 +20,7 @@ import numpy as np
 from dphm.core.data.arkit import ARKIT_NAMES
 from dphm.core.tracking.take import read_take
 from dphm.dphm_blender import transfer as dphm_transfer
-from dphm.dphm_blender.ui_bench import _TrackSteps
+from dphm.dphm_blender.scripts.ui_bench import _TrackSteps
 
 mode, out = sys.argv[1], Path(sys.argv[2])
 result = {}

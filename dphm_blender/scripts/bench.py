@@ -1,6 +1,6 @@
 """Timing of the bake writers on a synthetic bake, in a headless Blender (bpy) process.
 
-    python -m dphm.dphm_blender.bench [--frames 1000] [--vertices 25000] [--repeats 3]
+    python -m dphm.dphm_blender.scripts.bench [--frames 1000] [--vertices 25000] [--repeats 3]
                                       [--alembic-frames 30]
 
 Each writer call is timed whole (shape keys and their keyframes; for PC2 the file, the
@@ -19,7 +19,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .bake import bake_alembic, bake_arkit_keys, bake_frame_keys, bake_mesh_cache, world_matrices
+from ..bake import bake_alembic, bake_arkit_keys, bake_frame_keys, bake_mesh_cache, world_matrices
 
 MARK = "DPHM-RESULT "
 

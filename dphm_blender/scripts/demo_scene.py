@@ -1,6 +1,6 @@
 """The demo's Blender scene, built in a headless Blender (bpy) child process.
 
-    python -m dphm.dphm_blender.demo_scene MANIFEST.json
+    python -m dphm.dphm_blender.scripts.demo_scene MANIFEST.json
 
 The manifest (written by ``core/demo.py``) names the bake of the tracked take
 (``core/tracking/bake.py``), the capture folder, the .blend to write, the render folder,
@@ -17,27 +17,18 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from ..core.capture.folder import CaptureFolder
-from .camera import CAMERA_TO_WORLD, camera_object
-from .pointcloud import point_cloud_object
+from ...core.capture.folder import CaptureFolder
+from ..camera import camera_object
+from ..pointcloud import point_cloud_object
 
 
 def _step(text: str) -> None:
     print(f"DPHM-STEP {text}", flush=True)
 
 
-def head_matrices(R, t, s) -> np.ndarray:
-    """(T, 4, 4) object -> world: canonical -> camera (s R c + t), then camera -> world."""
-    m = np.zeros((len(R), 4, 4))
-    m[:, :3, :3] = CAMERA_TO_WORLD @ (s[:, None, None] * R)
-    m[:, :3, 3] = t @ CAMERA_TO_WORLD.T
-    m[:, 3, 3] = 1.0
-    return m
-
-
 def build(manifest: dict) -> dict:
-    from ..core.tracking.bake import read_bake
-    from .bake import bake_frame_keys
+    from ...core.tracking.bake import read_bake
+    from ..bake import bake_frame_keys
 
     bake = read_bake(manifest["bake"])
     intr = bake["intrinsics"]

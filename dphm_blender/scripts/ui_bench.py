@@ -1,6 +1,6 @@
 """The longest main-thread stall while tracking runs in the engine, in a headless Blender.
 
-    python -m dphm.dphm_blender.ui_bench [--frames 30] [--quality balanced]
+    python -m dphm.dphm_blender.scripts.ui_bench [--frames 30] [--quality balanced]
 
 Saves a scene in a temporary folder, previews a simulated take (Capture panel), then runs
 the Track operator's own timer step (``StreamingOperator.tick`` with the operator's preview
@@ -17,9 +17,9 @@ from pathlib import Path
 import bpy
 import dphm
 
-from ..operators.capture import StreamingOperator
-from ..operators.track import DPHM_OT_track
-from .jobs import TICK_S
+from ...operators.capture import StreamingOperator
+from ...operators.track import DPHM_OT_track
+from ..jobs import TICK_S
 
 MARK = "DPHM-RESULT "
 

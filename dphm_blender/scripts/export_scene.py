@@ -1,6 +1,6 @@
 """``dphm export --to blend|abc``, run in a headless Blender (bpy) child process.
 
-    python -m dphm.dphm_blender.export_scene MANIFEST.json
+    python -m dphm.dphm_blender.scripts.export_scene MANIFEST.json
 
 The manifest names the bake (``core/tracking/bake.py``), for Alembic a mesh list of the
 per-frame surfaces (``core/engine/files.py``), the output path and the space ("camera":
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import bpy
 
-from ..core.engine.files import read_meshes
-from ..core.tracking.bake import read_bake
-from .bake import bake_alembic, bake_arkit_keys, bake_frame_keys, world_matrices
-from .camera import camera_object
+from ...core.engine.files import read_meshes
+from ...core.tracking.bake import read_bake
+from ..bake import bake_alembic, bake_arkit_keys, bake_frame_keys, world_matrices
+from ..camera import camera_object
 
 
 def build(manifest: dict) -> dict:
