@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     except DPHMError as e:
         print(f"dphm {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path given on the command line cannot be read or written
+        where = e.filename or "a file"
+        print(f"dphm {args.command}: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"dphm {args.command}: interrupted", file=sys.stderr)
         return 130

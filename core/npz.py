@@ -1,6 +1,7 @@
 """``.npz`` files of plain arrays: written atomically, read with one clear error."""
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,5 +28,5 @@ def load_npz(path, what: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DPHMError(f"{path}: not a readable {what} ({e})") from e
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DPHMError(f"{path}: not a readable {what}, damaged or truncated ({e})") from e

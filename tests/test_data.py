@@ -61,6 +61,10 @@ def test_folder_loader_lists_missing_and_inconsistent_files(tmp_path):
     lines = (src / "identity000.obj").read_text().splitlines()
     kept = [ln for i, ln in enumerate(lines) if not (ln.startswith("v ") and i % 2)]
     (tmp_path / "identity000.obj").write_text("\n".join(kept))
+    with pytest.raises(DPHMError, match=r"identity000\.obj: OBJ faces index vertices that do not"):
+        load_ict(tmp_path)
+    kept = [ln for ln in kept if not ln.startswith("f ")]  # a valid OBJ, but too few vertices
+    (tmp_path / "identity000.obj").write_text("\n".join(kept))
     with pytest.raises(DPHMError, match=r"identity000\.obj has \d+ vertices"):
         load_ict(tmp_path)
     (tmp_path / "generic_neutral_mesh.obj").unlink()

@@ -35,6 +35,10 @@ def _frame_range(text: str | None, length: int | None) -> range | None:
         raise DPHMError(f"--frames {text!r}: expected A:B (e.g. 0:100)") from e
     if stop is None:
         raise DPHMError("--frames A: needs an end for a live source (A:B)")
+    if start < 0 or stop <= start:
+        raise DPHMError(f"--frames {text}: the range is empty (A:B needs 0 <= A < B)")
+    if length is not None and start >= length:
+        raise DPHMError(f"--frames {text}: the source has only {length} frames")
     return range(start, stop)
 
 
@@ -73,6 +77,8 @@ def simulate(args) -> int:
         ict = load_ict(args.ict)
     except DPHMError as e:
         raise DPHMError(f"the simulator renders ICT-FaceKit heads and cannot find them: {e}") from e
+    if args.frames is not None and args.frames < 1:
+        raise DPHMError(f"--frames {args.frames}: a take needs at least one frame")
     arkit = expression_track(args.sequence, args.arkit, args.frames, args.fps)
     with (
         _warnings_as_lines("simulate"),

@@ -42,8 +42,21 @@ class CaptureFolder(DepthSource):
             meta = json.loads(intr_path.read_text())
             intr = Intrinsics.from_dict(meta)
         except (ValueError, KeyError, TypeError) as e:
-            raise DPHMError(f"{intr_path}: cannot parse intrinsics ({e})") from e
-        self.depth_scale = float(meta.get("depth_scale", 0.001))
+            raise DPHMError(f"{intr_path}: bad intrinsics: {e}") from e
+        try:
+            self.depth_scale = float(meta.get("depth_scale", 0.001))
+            fps = float(meta.get("fps", 30))
+            c = meta.get("color")
+            self.color_intrinsics = Intrinsics.from_dict(c) if c else None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise DPHMError(f"{intr_path}: bad intrinsics: {e}") from e
+        if not (np.isfinite(self.depth_scale) and 0 < self.depth_scale < 1):
+            raise DPHMError(
+                f"{intr_path}: depth_scale {self.depth_scale} is not metres per unit "
+                "(0.001 for millimetre PNGs)"
+            )
+        if not (np.isfinite(fps) and fps > 0):
+            raise DPHMError(f"{intr_path}: fps {fps} must be a positive number")
         files = sorted(
             (
                 (int(m.group(1)), p)
@@ -66,7 +79,6 @@ class CaptureFolder(DepthSource):
                 f"{' ...' if len(gaps) > 5 else ''}); reading the frames that exist"
             )
         self._numbers, self._files = numbers, [p for _, p in files]
-        fps = float(meta.get("fps", 30))
         ts = root / "timestamps.txt"
         if ts.is_file():
             self._times = np.loadtxt(ts, ndmin=1)
@@ -74,8 +86,6 @@ class CaptureFolder(DepthSource):
                 raise DPHMError(f"{ts}: {len(self._times)} times for {len(files)} depth frames")
         else:
             self._times = np.asarray(numbers, float) / fps
-        c = meta.get("color")
-        self.color_intrinsics = Intrinsics.from_dict(c) if c else None
         self.depth_to_color = (
             np.asarray(c["depth_to_color"]) if c and "depth_to_color" in c else None
         )

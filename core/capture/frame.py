@@ -24,6 +24,18 @@ class Intrinsics:
     height: int
     distortion: tuple[float, ...] = ()
 
+    def __post_init__(self):
+        """Reject what no camera has: NaN or non-positive focal lengths, an empty image."""
+        if not all(np.isfinite(v) for v in (self.fx, self.fy, self.cx, self.cy)):
+            raise ValueError(f"fx, fy, cx, cy must be numbers, got {self.fx}, {self.fy}, "
+                             f"{self.cx}, {self.cy}")  # fmt: skip
+        if self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f"focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
+        if not all(np.isfinite(self.distortion)):
+            raise ValueError("distortion coefficients must be numbers")
+
     @property
     def K(self) -> np.ndarray:
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]])

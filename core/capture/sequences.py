@@ -230,6 +230,8 @@ def load_arkit_csv(path) -> tuple[np.ndarray | None, np.ndarray]:
             rows = list(csv.reader(fh))
     except OSError as e:
         raise DPHMError(f"{path}: cannot read ARKit CSV ({e.strerror})") from e
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DPHMError(f"{path}: not a text CSV ({e})") from e
     if len(rows) < 2:
         raise DPHMError(f"{path}: ARKit CSV has no data rows")
     lookup = {_normalise(n): i for i, n in enumerate(ARKIT_NAMES)}

@@ -158,12 +158,12 @@ def expression_track(sequence: str | None, arkit_csv, frames: int | None, fps: f
 
     if arkit_csv is not None:
         times, weights = sequences.load_arkit_csv(arkit_csv)
-        n = frames or (
+        n = frames if frames is not None else (
             int(round((times[-1] - times[0]) * fps)) + 1 if times is not None else len(weights)
         )
         return sequences.resample(times, weights, n, fps)
     seq = sequences.load(sequence or "talking")
-    n = frames or int(math.ceil(seq["duration"] * fps))
+    n = frames if frames is not None else int(math.ceil(seq["duration"] * fps))
     return sequences.sample(seq, n, fps)
 
 

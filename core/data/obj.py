@@ -14,24 +14,35 @@ def read_obj(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     verts, faces = [], []
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("v "):
-                    verts.append(line.split()[1:4])
-                elif line.startswith("f "):
-                    idx = [int(tok.split("/")[0]) for tok in line.split()[1:]]
-                    if len(idx) > 4:  # fan-triangulate n-gons
-                        for k in range(1, len(idx) - 1):
-                            faces.append([idx[0], idx[k], idx[k + 1], 0])
-                        continue
-                    faces.append(idx + [0] * (4 - len(idx)))
+            for n, line in enumerate(fh, 1):
+                try:
+                    if line.startswith("v "):
+                        verts.append([float(x) for x in line.split()[1:4]])
+                        if len(verts[-1]) != 3:
+                            raise ValueError("a vertex needs x y z")
+                    elif line.startswith("f "):
+                        idx = [int(tok.split("/")[0]) for tok in line.split()[1:]]
+                        if len(idx) < 3:
+                            raise ValueError("a face needs 3 or more vertices")
+                        if len(idx) > 4:  # fan-triangulate n-gons
+                            for k in range(1, len(idx) - 1):
+                                faces.append([idx[0], idx[k], idx[k + 1], 0])
+                            continue
+                        faces.append(idx + [0] * (4 - len(idx)))
+                except ValueError as e:
+                    raise DPHMError(f"{path}: line {n} is not a valid OBJ line ({e})") from e
     except OSError as e:
         raise DPHMError(f"{path}: cannot read OBJ ({e.strerror})") from e
     if not verts:
         raise DPHMError(f"{path}: no vertices in OBJ file")
     v = np.asarray(verts, dtype=np.float32)
+    if not np.isfinite(v).all():
+        raise DPHMError(f"{path}: OBJ vertices hold NaN or infinite coordinates")
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 4)
     nv = len(v)
     f = np.where(f > 0, f - 1, np.where(f < 0, nv + f, -1))  # 1-based and negative indices
+    if (f[:, :3] < 0).any() or (f >= nv).any():
+        raise DPHMError(f"{path}: OBJ faces index vertices that do not exist")
     return v, f.astype(np.int32)
 
 

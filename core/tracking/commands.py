@@ -10,17 +10,22 @@ from ..errors import DPHMError
 
 
 def _frames(source, spec):
+    """The frames of ``spec`` (A:B or None); the range is checked before any is read."""
     from ..capture.commands import _frame_range
 
     rng = _frame_range(spec, source.length)
-    if rng is None:
-        yield from source
-        return
-    for f in source:
-        if f.index >= rng.stop:
-            break
-        if f.index >= rng.start:
-            yield f
+
+    def frames():
+        if rng is None:
+            yield from source
+            return
+        for f in source:
+            if f.index >= rng.stop:
+                break
+            if f.index >= rng.start:
+                yield f
+
+    return frames(), (len(range(*rng.indices(source.length))) if rng and source.length else None)
 
 
 def run_track(args) -> int:
@@ -41,8 +46,8 @@ def run_track(args) -> int:
     with open_source(args.input) as source:
         if args.input.startswith("live:"):
             return _track_live(tracker, source, args)
-        total = source.length
-        bar = tqdm(total=total, desc=f"track ({preset.name})", unit="frame")
+        frames, count = _frames(source, args.frames)
+        bar = tqdm(total=count or source.length, desc=f"track ({preset.name})", unit="frame")
         state = {"read": 0}
 
         def progress(done, _):
@@ -54,7 +59,7 @@ def run_track(args) -> int:
 
         t0 = time.perf_counter()
         try:
-            results, arrays = track(tracker, _frames(source, args.frames), progress, args.input)
+            results, arrays = track(tracker, frames, progress, args.input)
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
@@ -76,7 +81,8 @@ def _track_live(tracker, source, args) -> int:
 
     results = []
     try:
-        for r in tracker.results(tracker.observe(f) for f in _frames(source, args.frames)):
+        frames, _ = _frames(source, args.frames)
+        for r in tracker.results(tracker.observe(f) for f in frames):
             results.append(r)
             print(
                 f"frame {r.index}: "
