@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        if "device" in args:  # before any model is built
+            from . import device
+
+            device.use(args.device)
         return int(args.func(args) or 0)
     except DPHMError as e:
         print(f"dphm {args.command}: error: {e}", file=sys.stderr)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .device import add_argument as add_device_argument
 from .errors import DPHMError
 from .npz import save_npz
 
@@ -49,7 +50,7 @@ def animate(model, content, identity, arkit, resolution):
     z_exp, fitted = codes_for_arkit(arkit, exp_arkit, books["exp"].float().numpy())
     posed, residual, x = [], [], None
     for z in tqdm(z_exp, desc="pose frames", unit="frame"):
-        cond = model.condition(z_id.view(1, -1), torch.from_numpy(z).view(1, -1))
+        cond = model.condition(z_id.view(1, -1), torch.as_tensor(z).view(1, -1))
         x, r = invert_deformation(model, cond, verts, init=x, strict=False)
         posed.append(x)
         residual.append(r)
@@ -279,4 +280,5 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for Blender")
     p.add_argument("--seed", type=int, default=0, help="head motion and depth noise seed")
     p.add_argument("--gt-meshes", action="store_true", help="also write ground-truth OBJs")
+    add_device_argument(p)
     p.set_defaults(func=run)

@@ -21,8 +21,11 @@ TICK_S = 0.1
 
 def engine_for(context) -> engine.Engine:
     prefs = preferences(context)
-    weights = {"DPHM_WEIGHTS": str(checkpoint_folder(prefs))}
-    return engine.get_engine(engine_python(prefs), env=weights)
+    env = {
+        "DPHM_WEIGHTS": str(checkpoint_folder(prefs)),
+        "DPHM_DEVICE": prefs.device if prefs else "cpu",
+    }
+    return engine.get_engine(engine_python(prefs), env=env)
 
 
 def work_dir(context=None) -> Path:

@@ -22,11 +22,18 @@ def ping(ctx) -> dict:
     from ..paths import checkpoint_dir
 
     have = {m: importlib.util.find_spec(m) is not None for m in ("torch", "skimage", "av")}
+    device = None
+    if "torch" in sys.modules:
+        import torch
+
+        device = str(torch.get_default_device())
     return {
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "modules": have,
         "weights": str(checkpoint_dir()),
+        "device": device,
+        "device_error": ctx.server.setup_error,
     }
 
 
@@ -380,7 +387,7 @@ def sample(ctx, out, identities=4, expressions=0, seed=0, steps=50, resolution=1
     net, content = load_head()
     priors, _ = load_prior(None, content["sha256"])
     z_id, z_exp = (
-        z.numpy() for z in sample_codes(priors, identities, expressions, seed, "ddim", steps)
+        z.cpu().numpy() for z in sample_codes(priors, identities, expressions, seed, "ddim", steps)
     )
     heads = [(i, e) for i in z_id for e in [None, *z_exp]]
     return _decode(ctx, net, heads, out, resolution, grid=(identities, 1 + expressions))

@@ -63,8 +63,9 @@ class Context:
 
 
 class Server:
-    def __init__(self, stdin, stdout, jobs):
+    def __init__(self, stdin, stdout, jobs, setup_error: str | None = None):
         self.stdin, self.stdout, self.jobs = stdin, stdout, jobs
+        self.setup_error = setup_error  # e.g. the chosen device is absent: every job says so
         self.requests: queue.Queue = queue.Queue()
         self.cancelled: set[int] = set()
         self.stopping: set[int] = set()
@@ -116,6 +117,8 @@ class Server:
         self.send({"event": "started", "id": job_id, "cmd": cmd})
         try:
             fn = self.jobs.get(cmd)
+            if self.setup_error and cmd != "ping":
+                raise DPHMError(self.setup_error)
             if fn is None:
                 raise DPHMError(f"unknown engine command {cmd!r}")
             value = fn(Context(self, job_id), **request.get("args", {}))
@@ -160,13 +163,20 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     threads = os.environ.get("DPHM_ENGINE_THREADS")
-    if threads:
-        try:
-            import torch
-        except ModuleNotFoundError:
-            pass  # the jobs that need it will say so
-        else:
+    setup_error = None
+    try:
+        import torch
+    except ModuleNotFoundError:
+        pass  # the jobs that need it will say so
+    else:
+        if threads:
             torch.set_num_threads(int(threads))
+        from ..device import use
+
+        try:
+            use()  # $DPHM_DEVICE, the preferences' Torch device
+        except DPHMError as e:
+            setup_error = f"{e} (DPHM preferences: Torch device)"
     from .jobs import JOBS
 
-    return Server(sys.stdin.buffer, out, JOBS).serve()
+    return Server(sys.stdin.buffer, out, JOBS, setup_error).serve()

@@ -78,7 +78,7 @@ def invert_deformation(
         x[active[better]], r[active[better]] = trial[better], rt[better]
         err[active[better]] = et[better]
         active = active[err[active] > tol]
-    posed, res = x.numpy(), err.numpy()
+    posed, res = x.cpu().numpy(), err.cpu().numpy()
     if strict and len(active):
         raise InversionError(
             f"inverse deformation did not converge for {len(active)} of {len(c)} points "

@@ -54,8 +54,16 @@ class HeadModel(nn.Module):
             a, cfg.d_id, cfg.d_exp, cfg.d_id_compressed, cfg.hidden_exp, cfg.layers_exp
         )
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def condition(self, z_id, z_exp=None):
-        """Per-shape conditioning for codes (B, D); reused across many query batches."""
+        """Per-shape conditioning for codes (B, D); reused across many query batches. Codes
+        may come from the checkpoint's codebooks on the CPU: they move to the model."""
+        z_id = torch.as_tensor(z_id, device=self.device)
+        if z_exp is not None:
+            z_exp = torch.as_tensor(z_exp, device=self.device)
         cond = {"id": self.identity.condition(z_id)}
         if z_exp is not None:
             cond["exp"] = self.expression.condition(z_exp, z_id, cond["id"]["anchors"])
@@ -72,15 +80,15 @@ class HeadModel(nn.Module):
 
     def sdf_fn(self, z_id, z_exp=None, batch=65536):
         """A numpy/torch (N, 3) -> (N,) SDF for one head, for meshing."""
-        z_id = torch.as_tensor(z_id, dtype=torch.float32).view(1, -1)
+        z_id = torch.as_tensor(z_id, dtype=torch.float32, device=self.device).view(1, -1)
         if z_exp is not None:
-            z_exp = torch.as_tensor(z_exp, dtype=torch.float32).view(1, -1)
+            z_exp = torch.as_tensor(z_exp, dtype=torch.float32, device=self.device).view(1, -1)
         with torch.no_grad():
             cond = self.condition(z_id, z_exp)
 
         @torch.no_grad()
         def fn(x):
-            x = torch.as_tensor(x, dtype=torch.float32)
+            x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
             return torch.cat([self.sdf(c, cond) for c in torch.split(x, batch)])
 
         return fn

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from ..device import add_argument as add_device_argument
 from ..errors import DPHMError
 from ..npz import save_npz
 
@@ -28,8 +29,8 @@ def sample(args) -> int:
     save_npz(
         out / "codes.npz",
         {
-            "z_id": z_id.numpy(),
-            "z_exp": z_exp.numpy(),
+            "z_id": z_id.cpu().numpy(),
+            "z_exp": z_exp.cpu().numpy(),
             "seed": args.seed,
             "sampler": args.sampler,
             "steps": args.steps,
@@ -53,4 +54,5 @@ def add_parser(sub) -> None:
     p.add_argument("--resolution", type=int, default=128, help="marching cubes grid")
     p.add_argument("--head", help="head checkpoint (default: weights/head_model.pt)")
     p.add_argument("--prior", help="prior checkpoint (default: weights/prior.pt)")
+    add_device_argument(p)
     p.set_defaults(func=sample)

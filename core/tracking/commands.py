@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..device import add_argument as add_device_argument
 from ..errors import DPHMError
 
 
@@ -199,6 +200,7 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", help="A:B, a frame range")
     p.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
     p.add_argument("--no-prior", action="store_true", help="L2 code prior instead of diffusion")
+    add_device_argument(p)
     p.set_defaults(func=run_track)
     e = sub.add_parser("export", help="a take to OBJ sequence, PC2, .blend, Alembic or ARKit CSV")
     e.add_argument("take")
@@ -207,4 +209,5 @@ def add_parser(sub) -> None:
     e.add_argument("--space", default="camera", choices=["camera", "canonical"])
     e.add_argument("--resolution", type=int, default=128, help="meshing grid of the identity")
     e.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
+    add_device_argument(e)
     e.set_defaults(func=run_export)

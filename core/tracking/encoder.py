@@ -112,7 +112,7 @@ class Encoder:
         )
         with torch.no_grad():
             w, A, b, lm, log_spread = (
-                v.numpy().astype(np.float64) for v in self.net(torch.from_numpy(x))
+                v.cpu().numpy().astype(np.float64) for v in self.net(torch.as_tensor(x))
             )
         codes = np.concatenate([w, np.ones((len(w), 1))], 1) @ self.code_map
         out = []

@@ -181,13 +181,13 @@ def fit_frames(
     errors = [float(r.median()) for r in torch.split(res, counts)]
     states = [
         State(
-            ze[i].detach().numpy().copy(),
-            R[i].numpy().astype(np.float64),
-            t[i].numpy().astype(np.float64),
+            ze[i].detach().cpu().numpy().copy(),
+            R[i].cpu().numpy().astype(np.float64),
+            t[i].cpu().numpy().astype(np.float64),
         )
         for i in range(b)
     ]
-    return zi.detach()[0].numpy().copy(), states, errors, n_run
+    return zi.detach()[0].cpu().numpy().copy(), states, errors, n_run
 
 
 def fit_errors(model, z_id, obs, states, n_points, seed, cond_id=None) -> list[float]:
@@ -245,7 +245,7 @@ def _thin(res, counts, preset, rng):
     """Fewer points where the start already fits: of the points (beyond each frame's
     normal-term ones) within ``thin_below_mm`` of the surface keep a ``thin_keep`` share,
     weighted up by its inverse so the loss stays an estimate of the full mean."""
-    good = (res * SCALE * 1000 < preset.thin_below_mm).numpy()
+    good = (res * SCALE * 1000 < preset.thin_below_mm).cpu().numpy()
     lead = np.zeros(len(res), bool)
     for s, c in zip(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts, strict=True):
         lead[s : s + min(preset.n_normal, c)] = True

@@ -53,7 +53,7 @@ class LinearTracker:
             R = _skew_exp(w[None])[0] @ R0
             v = self.vertices(id_w, torch.sigmoid(logit)) @ R.T + t0 + 0.01 * dt
             if k % 5 == 0:
-                vn = v.detach().numpy()
+                vn = v.detach().cpu().numpy()
                 _, idx = cKDTree(vn).query(points)
                 nrm = torch.as_tensor(_vertex_normals(vn)[idx])
             d = ((p - v[idx]) * nrm).sum(1)
@@ -66,11 +66,11 @@ class LinearTracker:
             self.state = (torch.sigmoid(logit).detach(), R, t0 + 0.01 * dt.detach())
             if first:
                 self.id_w = id_w.detach()
-        return self.state[0].numpy(), R.numpy(), self.state[2].numpy()
+        return self.state[0].cpu().numpy(), R.cpu().numpy(), self.state[2].cpu().numpy()
 
     def mesh(self, exp_w, R, t):
         """All ICT vertices in camera space for the fitted identity."""
-        v = self.ict.head(self.id_w.numpy(), exp_w)
+        v = self.ict.head(self.id_w.cpu().numpy(), exp_w)
         return v @ np.asarray(R).T + np.asarray(t)
 
 

@@ -137,7 +137,7 @@ class Tracker:
                 seed=self.seed,
             )
             with torch.no_grad():
-                self.cond_id = self.model.identity.condition(torch.from_numpy(self.z_id)[None])
+                self.cond_id = self.model.identity.condition(torch.as_tensor(self.z_id)[None])
         return [o for o, _ in inits]
 
     def _prediction(self) -> State:

@@ -3,6 +3,7 @@
 
 from pathlib import Path
 
+from ..device import add_argument as add_device_argument
 from ..paths import WEIGHTS_DIR
 
 DEFAULT_OUT = {
@@ -50,4 +51,5 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--restart", action="store_true", help="model: ignore a resumable state beside --out"
     )
+    add_device_argument(p)
     p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""torchrun / DDP plumbing: gloo on CPU, nccl on GPU; a no-op in a single process."""
+"""torchrun / DDP plumbing: gloo on CPU, nccl on the GPU of ``--device cuda``; a no-op in a single process."""
 
 import os
 
@@ -13,7 +13,8 @@ def setup() -> tuple[int, int]:
         and int(os.environ["WORLD_SIZE"]) > 1
         and not dist.is_initialized()
     ):
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        on_gpu = torch.get_default_device().type == "cuda"
+        dist.init_process_group("nccl" if on_gpu else "gloo")
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -21,7 +22,9 @@ def setup() -> tuple[int, int]:
 
 def wrap(module):
     if dist.is_initialized():
-        return torch.nn.parallel.DistributedDataParallel(module)
+        device = torch.get_default_device()
+        ids = [device] if device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
     return module
 
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from ..device import add_argument as add_device_argument
 from ..errors import DPHMError
 
 ONTO_HELP = (
@@ -178,4 +179,5 @@ def add_parser(sub) -> None:
     p.add_argument("--resolution", type=int, default=128, help="meshing grid of model heads")
     p.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
     p.add_argument("--prior", help="prior checkpoint (default: weights/prior.pt)")
+    add_device_argument(p)
     p.set_defaults(func=run_transfer)

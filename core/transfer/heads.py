@@ -17,7 +17,7 @@ def prior_identity(content, seed: int, prior_path=None) -> np.ndarray:
     from ..prior.sample import sample_codes
 
     priors, _ = load_prior(prior_path, content["sha256"])
-    return sample_codes(priors, 1, 0, seed)[0][0].numpy()
+    return sample_codes(priors, 1, 0, seed)[0][0].cpu().numpy()
 
 
 def codebook_identity(content, index: int) -> np.ndarray:

@@ -94,7 +94,7 @@ def fit_character(
         )  # fmt: skip
         z_id = z_id.numpy()
         mesh = rest_mesh(model, z_id, resolution)
-    sdf = model.sdf_fn(z_id)(lm.apply(m, src)[near].astype(np.float32)).numpy()
+    sdf = model.sdf_fn(z_id)(lm.apply(m, src)[near].astype(np.float32)).cpu().numpy()
     return {
         "alignment": m,
         "z_id": z_id,
