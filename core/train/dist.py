@@ -1,4 +1,4 @@
-"""torchrun / DDP plumbing: gloo on CPU, nccl on the GPU of ``--device cuda``; a no-op in a single process."""
+"""torchrun / DDP plumbing: gloo on CPU, nccl on the GPU of ``--device cuda``; no-op alone."""
 
 import os
 
