@@ -17,6 +17,8 @@ MODULES = {
     "bpy": "bpy",
     "pyk4a": "pyk4a",
     "pyrealsense2": "pyrealsense2",
+    "pyorbbecsdk": "pyorbbecsdk",
+    "record3d": "record3d",
     "lzfse": "lzfse",
 }
 
@@ -28,12 +30,14 @@ INSTALL_HINTS = {
     "av": "pip install av",
     "tqdm": "pip install tqdm",
     "bpy": "pip install bpy==5.0.1  (only needed outside Blender, for tests and the demo)",
-    "pyk4a": "pip install pyk4a-bundle  (Azure Kinect / Orbbec Femto; ships the SDK libraries)",
+    "pyk4a": "pip install pyk4a-bundle  (Azure Kinect; ships the SDK libraries)",
     "pyrealsense2": "pip install pyrealsense2  (Intel RealSense; needs libusb-1.0-0)",
+    "pyorbbecsdk": "pip install pyorbbecsdk2  (Orbbec Femto Bolt / Mega, Gemini, Astra; SDK v2)",
+    "record3d": "pip install record3d  (iPhone / iPad via the Record3D app's USB streaming)",
     "lzfse": "pip install lzfse  (Record3D .r3d files)",
 }
 
-OPTIONAL = {"bpy", "pyk4a", "pyrealsense2", "lzfse"}
+OPTIONAL = {"bpy", "pyk4a", "pyrealsense2", "pyorbbecsdk", "record3d", "lzfse"}
 
 
 def module_versions() -> dict[str, str | None]:

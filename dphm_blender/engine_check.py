@@ -18,15 +18,17 @@ from ..core.doctor import INSTALL_HINTS, MODULES
 # What the engine needs (required) and what only live capture needs (optional), in the
 # order the panel lists them.
 REQUIRED = ("torch", "scikit-image", "av")
-OPTIONAL = ("pyk4a", "pyrealsense2")
+OPTIONAL = ("pyk4a", "pyorbbecsdk", "pyrealsense2", "record3d")
 CHECKED = REQUIRED + OPTIONAL
 
 WHAT_FOR = {
     "torch": "PyTorch, runs the head model",
     "scikit-image": "turns the model into meshes",
     "av": "reads .mkv depth recordings",
-    "pyk4a": "live Azure Kinect / Orbbec Femto capture",
+    "pyk4a": "live Azure Kinect capture",
+    "pyorbbecsdk": "live Orbbec capture (Femto Bolt / Mega, Gemini, Astra)",
     "pyrealsense2": "live Intel RealSense capture",
+    "record3d": "live iPhone / iPad capture (Record3D app, USB)",
 }
 
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -19,8 +19,10 @@ _PATH = {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (4, 5, 0) else se
 SOURCES = (
     ("FILE", "Recording", "An Azure Kinect .mkv, RealSense .bag or Record3D .r3d file"),
     ("FOLDER", "Capture folder", "A DPHM capture folder (depth PNGs + intrinsics.json)"),
-    ("K4A", "Azure Kinect (live)", "Azure Kinect or Orbbec Femto through pyk4a"),
+    ("K4A", "Azure Kinect (live)", "Azure Kinect through pyk4a"),
+    ("ORBBEC", "Orbbec (live)", "Orbbec Femto Bolt / Mega, Gemini, Astra through pyorbbecsdk"),
     ("REALSENSE", "RealSense (live)", "Intel RealSense through pyrealsense2"),
+    ("RECORD3D", "iPhone / iPad (live)", "TrueDepth or LiDAR over USB from the Record3D app"),
     ("SIMULATED", "Simulated performer", "A simulated Azure Kinect take of an ICT-FaceKit head"),
 )
 QUALITIES = (

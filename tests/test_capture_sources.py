@@ -148,7 +148,7 @@ def test_convert_command(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"dphm convert: error: {tmp_path / 'missing.mkv'}: no such file or folder "
-        "(nor live:k4a / live:realsense)"
+        "(nor a camera: live:k4a, live:orbbec, live:realsense, live:record3d)"
     ]
     shutil.rmtree(tmp_path / "out")
 

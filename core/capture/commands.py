@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DPHMError
+from .opener import CAMERAS
 from .warn import CaptureWarning
 
 
@@ -22,6 +23,9 @@ def _warnings_as_lines(command: str):
         warnings.simplefilter("always", CaptureWarning)
         warnings.showwarning = show
         yield
+
+
+SOURCES_HELP = ".mkv, .bag, .r3d, a capture folder, or live:" + ", live:".join(CAMERAS)
 
 
 def _frame_range(text: str | None, length: int | None) -> range | None:
@@ -105,8 +109,20 @@ def simulate(args) -> int:
 def record(args) -> int:
     from .live import record
 
-    with _warnings_as_lines("record"), tqdm(unit="frame", desc="record") as bar:
-        n = record(args.out, args.seconds, args.camera, args.color, lambda _: bar.update(1))
+    bar = None
+
+    def progress(n):  # the bar starts with the first frame, once the camera is open
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(unit="frame", desc="record")
+        bar.update(1)
+
+    try:
+        with _warnings_as_lines("record"):
+            n = record(args.out, args.seconds, args.camera, args.color, progress)
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"recorded {n} frames to {args.out}")
     return 0
 
@@ -115,7 +131,7 @@ def add_parser(sub) -> None:
     from .sequences import NAMES
 
     p = sub.add_parser("convert", help="any depth source (file or live) to a capture folder")
-    p.add_argument("input", help=".mkv, .bag, .r3d, capture folder, live:k4a or live:realsense")
+    p.add_argument("input", help=SOURCES_HELP)
     p.add_argument("--out", required=True, type=Path, help="capture folder to write")
     p.add_argument("--frames", metavar="A:B", help="frame range (live sources: required)")
     p.add_argument("--color", action="store_true", help="also write colour images")
@@ -144,8 +160,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("record", help="live capture to disk")
-    p.add_argument("--out", required=True, type=Path, help="take.mkv (k4a) or a folder (realsense)")
-    p.add_argument("--camera", choices=("k4a", "realsense"), default="k4a")
+    p.add_argument("--out", required=True, type=Path, help="take.mkv (k4a) or a capture folder")
+    p.add_argument("--camera", choices=CAMERAS, default="k4a")
     p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--color", action="store_true", help="also record 720p colour (k4a)")
+    p.add_argument("--color", action="store_true", help="also record colour (720p on k4a)")
     p.set_defaults(func=record)

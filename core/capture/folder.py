@@ -50,9 +50,9 @@ class CaptureFolder(DepthSource):
             self.color_intrinsics = Intrinsics.from_dict(c) if c else None
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise DPHMError(f"{intr_path}: bad intrinsics: {e}") from e
-        if not (np.isfinite(self.depth_scale) and 0 < self.depth_scale < 1):
+        if not (np.isfinite(self.depth_scale) and self.depth_scale > 0):
             raise DPHMError(
-                f"{intr_path}: depth_scale {self.depth_scale} is not metres per unit "
+                f"{intr_path}: depth_scale {self.depth_scale} must be metres per unit "
                 "(0.001 for millimetre PNGs)"
             )
         if not (np.isfinite(fps) and fps > 0):

@@ -1,6 +1,8 @@
-"""Live cameras: Azure Kinect and Orbbec Femto (through Orbbec's K4A wrapper) via pyk4a,
-Intel RealSense via pyrealsense2; ``record`` writes a standard Azure Kinect .mkv through the
-SDK's own recorder, flushed as it goes so that a crash keeps the frames taken so far.
+"""Live cameras: Azure Kinect (and Orbbec Femto through Orbbec's K4A wrapper) via pyk4a
+here; Orbbec SDK v2 cameras (``orbbec``), Intel RealSense (``realsense``) and iPhones
+through Record3D (``record3d``) in their own modules. ``record`` writes a standard Azure
+Kinect .mkv through the SDK's own recorder, flushed as it goes so that a crash keeps the
+frames taken so far; the other cameras record to a capture folder.
 """
 
 import time
@@ -45,6 +47,16 @@ def list_devices() -> list[str]:
 
         for dev in rs.context().query_devices():
             names.append(f"Intel RealSense {dev.get_info(rs.camera_info.name)}")
+    except Exception:
+        pass
+    from .orbbec import device_names
+
+    names += device_names()
+    try:
+        import record3d
+
+        for dev in record3d.Record3DStream.get_connected_devices():
+            names.append(f"Record3D device {dev.udid}")
     except Exception:
         pass
     return names
@@ -123,26 +135,27 @@ def record(out, seconds: float, camera: str = "k4a", color: bool = False, progre
     """Record ``seconds`` of live capture to ``out``; returns the number of frames.
 
     Azure Kinect: a standard .mkv through the SDK recorder (opens in Microsoft's tools);
-    RealSense: a capture folder. ``progress`` is called with each frame count.
+    Orbbec, RealSense, Record3D: a capture folder (colour too with ``color``). ``progress``
+    is called with each frame count.
     """
     out = Path(out)
-    if camera == "realsense":
+    if camera in ("orbbec", "realsense", "record3d"):
         from .folder import FolderWriter
-        from .realsense import RealSense
+        from .opener import open_source
 
-        src = RealSense()
         n, t0 = 0, time.monotonic()
-        with src, FolderWriter(out, src.intrinsics, src.fps) as w:
-            for frame in src:
-                w.write(frame)
-                n += 1
-                if progress:
-                    progress(n)
-                if time.monotonic() - t0 >= seconds:
-                    break
+        with open_source(f"live:{camera}", color=color) as src:
+            with FolderWriter(out, src.intrinsics, src.fps) as w:
+                for frame in src:
+                    w.write(frame)
+                    n += 1
+                    if progress:
+                        progress(n)
+                    if time.monotonic() - t0 >= seconds:
+                        break
         return n
     if camera != "k4a":
-        raise DPHMError(f"unknown camera {camera!r} (k4a or realsense)")
+        raise DPHMError(f"unknown camera {camera!r} (k4a, orbbec, realsense or record3d)")
     if out.suffix.lower() != ".mkv":
         raise DPHMError(f"{out}: Azure Kinect recordings are written as .mkv")
     pyk4a = _pyk4a()

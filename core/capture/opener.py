@@ -5,27 +5,40 @@ from pathlib import Path
 from ..errors import DPHMError
 from .frame import DepthSource
 
+CAMERAS = ("k4a", "orbbec", "realsense", "record3d")
+
 
 def open_source(spec, color: bool = False, calibration=None) -> DepthSource:
     """``.mkv`` (Azure Kinect), ``.bag`` (RealSense), ``.r3d`` (Record3D), a capture folder,
-    ``live:k4a`` or ``live:realsense``. ``calibration`` stands in for a missing
-    calibration.json attachment of an .mkv."""
+    or a camera: ``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``.
+    ``calibration`` stands in for a missing calibration.json attachment of an .mkv."""
     text = str(spec)
     if text == "live:k4a":
         from .live import KinectLive
 
         return KinectLive(color=color)
+    if text == "live:orbbec":
+        from .orbbec import OrbbecLive
+
+        return OrbbecLive(color=color)
     if text == "live:realsense":
         from .realsense import RealSense
 
         return RealSense()
+    if text == "live:record3d":
+        from .record3d import Record3DLive
+
+        return Record3DLive()
+    if text.startswith("live:"):
+        raise DPHMError(f"{text}: unknown camera (live:{', live:'.join(CAMERAS)})")
     path = Path(text)
     if path.is_dir():
         from .folder import CaptureFolder
 
         return CaptureFolder(path)
     if not path.exists():
-        raise DPHMError(f"{path}: no such file or folder (nor live:k4a / live:realsense)")
+        cameras = ", live:".join(CAMERAS)
+        raise DPHMError(f"{path}: no such file or folder (nor a camera: live:{cameras})")
     suffix = path.suffix.lower()
     if suffix == ".mkv":
         from .mkv import KinectRecording

@@ -1,12 +1,20 @@
-"""Record3D ``.r3d`` files (iPhone TrueDepth / LiDAR): a zip of ``metadata`` (JSON) and
-``rgbd/N.depth`` frames, each LZFSE-compressed float32 metres (``pip install lzfse``).
+"""Record3D (iPhone/iPad TrueDepth or LiDAR): ``.r3d`` files and the app's USB stream.
 
-``metadata["K"]`` is the colour camera matrix, column-major, for the ``w`` x ``h`` colour
-image; the depth image (``dw`` x ``dh``) is the same view scaled down.
+An ``.r3d`` is a zip of ``metadata`` (JSON) and ``rgbd/N.depth`` frames, each
+LZFSE-compressed float32 metres (``pip install lzfse``). ``metadata["K"]`` is the colour
+camera matrix, column-major, for the ``w`` x ``h`` colour image; the depth image
+(``dw`` x ``dh``) is the same view scaled down.
+
+``live:record3d`` reads the app's USB stream through the ``record3d`` package: per frame a
+float32 depth image in metres, the RGB image and the RGB camera's intrinsics (fx, fy, tx,
+ty). Depth is the colour view at a lower resolution, so the depth-to-colour transform is
+the identity.
 """
 
 import json
 import re
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -14,6 +22,7 @@ import numpy as np
 
 from ..errors import DPHMError
 from .frame import DepthFrame, DepthSource, Intrinsics, check_units
+from .warn import warn
 
 FRAME = re.compile(r"^rgbd/(\d+)\.depth$")
 
@@ -87,3 +96,95 @@ class Record3D(DepthSource):
 
     def close(self) -> None:
         self._zip.close()
+
+
+STREAM_HINT = (
+    "pip install record3d, and in the Record3D app on the iPhone/iPad choose USB streaming "
+    "and press the record button"
+)
+TIMEOUT_S = 5.0
+
+
+def _record3d():
+    try:
+        import record3d
+    except ModuleNotFoundError as e:
+        raise DPHMError(f"iPhone/iPad streaming needs the record3d package: {STREAM_HINT}") from e
+    except (ImportError, OSError) as e:
+        raise DPHMError(f"record3d is installed but cannot load ({e}); {STREAM_HINT}") from e
+    return record3d
+
+
+def open_stream():
+    """Connect to the first device streaming over USB; the hardware boundary."""
+    r3d = _record3d()
+    devices = r3d.Record3DStream.get_connected_devices()
+    if not devices:
+        raise DPHMError(f"no iPhone/iPad is streaming over USB; {STREAM_HINT}")
+    stream = r3d.Record3DStream()
+    if not stream.connect(devices[0]):
+        raise DPHMError(f"cannot connect to the Record3D stream; {STREAM_HINT}")
+    return stream
+
+
+def stream_frame(depth, rgb, coeffs, index: int, timestamp: float) -> DepthFrame:
+    """One frame of the stream: depth (H, W) metres, rgb (Hc, Wc, 3), the RGB intrinsics."""
+    depth = np.array(depth, np.float32, copy=True)
+    depth[~np.isfinite(depth) | (depth < 0)] = 0
+    h, w = depth.shape
+    rgb = np.ascontiguousarray(rgb, np.uint8)
+    ch, cw = rgb.shape[:2]
+    K = [[coeffs.fx, 0, coeffs.tx], [0, coeffs.fy, coeffs.ty], [0, 0, 1]]
+    meta = {"K": np.asarray(K).T.ravel().tolist(), "w": cw, "h": ch, "dw": w, "dh": h}
+    intr = depth_intrinsics(meta, "live:record3d")
+    color_intr = depth_intrinsics({**meta, "dw": cw, "dh": ch}, "live:record3d")
+    if index == 0:
+        check_units(depth, "live:record3d")
+    return DepthFrame(depth, intr, timestamp, index, rgb, color_intr, np.eye(4))
+
+
+class Record3DLive(DepthSource):
+    """The Record3D app's USB stream; ``stream`` stands in for the device in tests."""
+
+    def __init__(self, stream=None):
+        self._stream = stream or open_stream()
+        self._arrived = threading.Event()
+        self._stopped = False
+        self._stream.on_new_frame = self._arrived.set
+        self._stream.on_stream_stopped = self._on_stopped
+        self._t0 = time.monotonic()
+        first = self._grab(0)
+        if first is None:
+            self.close()
+            raise DPHMError(f"live:record3d: no frame in {TIMEOUT_S:.0f} s; {STREAM_HINT}")
+        self._first = first
+        camera = {0: "TrueDepth", 1: "LiDAR"}.get(self._stream.get_device_type(), "unknown")
+        super().__init__("live:record3d", first.intrinsics, 30.0, {"camera": f"Record3D {camera}"})
+        self.color_intrinsics, self.depth_to_color = first.color_intrinsics, np.eye(4)
+
+    def _on_stopped(self) -> None:
+        self._stopped = True
+        self._arrived.set()
+
+    def _grab(self, index: int) -> DepthFrame | None:
+        if not self._arrived.wait(TIMEOUT_S) or self._stopped:
+            return None
+        self._arrived.clear()
+        s = self._stream
+        t = time.monotonic() - self._t0
+        return stream_frame(s.get_depth_frame(), s.get_rgb_frame(), s.get_intrinsic_mat(), index, t)
+
+    def __iter__(self):
+        n, frame = 0, self._first
+        while self._stream is not None:
+            if frame is None:
+                warn("live:record3d: the stream stopped or sent nothing for 5 s; stopping")
+                break
+            yield frame
+            n += 1
+            frame = self._grab(n)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.disconnect()
+            self._stream = None

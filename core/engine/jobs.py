@@ -87,10 +87,11 @@ def point_cache(ctx, input, out, max_points=20_000, frames=None) -> dict:
 
 
 def live(ctx, input, folder, record=None, max_points=20_000, seconds=None) -> dict:
-    """Stream a camera (``live:k4a``, ``live:realsense``) or replay a recording at its rate:
-    each frame's points go to ``folder`` (a ring of three files) with a ``preview`` event;
-    with ``record`` the frames are also written to that capture folder. Ends on ``stop``
-    (keeping the recording), ``cancel``, or after ``seconds``."""
+    """Stream a camera (``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``)
+    or replay a recording at its rate: each frame's points go to ``folder`` (a ring of three
+    files) with a ``preview`` event; with ``record`` the frames are also written to that
+    capture folder. Ends on ``stop`` (keeping the recording), ``cancel``, or after
+    ``seconds``."""
     from ..capture.folder import FolderWriter
     from ..capture.opener import open_source
 
@@ -201,8 +202,9 @@ def track(
     record=None,
 ) -> dict:
     """Track a recording into a take (``out``); previews the fitted head while it runs.
-    A camera (``live:k4a``, ``live:realsense``), or any source with ``live``, is tracked
-    frame by frame as it streams until ``stop``; ``record`` also keeps its frames."""
+    A camera (``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``), or any
+    source with ``live``, is tracked frame by frame as it streams until ``stop``; ``record``
+    also keeps its frames."""
     from ..capture.opener import open_source
     from ..model.head import load_head
     from ..tracking.presets import get_preset

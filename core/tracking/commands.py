@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..capture.commands import SOURCES_HELP
 from ..device import add_argument as add_device_argument
 from ..errors import DPHMError
 
@@ -194,7 +195,7 @@ def _export_blender(model, content, take, out: Path, args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("track", help="track a head in a depth take or a live camera")
-    p.add_argument("input", help=".mkv, .bag, .r3d, capture folder, live:k4a or live:realsense")
+    p.add_argument("input", help=SOURCES_HELP)
     p.add_argument("--out", required=True, help="take .npz")
     p.add_argument("--quality", default="balanced", choices=["preview", "balanced", "best"])
     p.add_argument("--frames", help="A:B, a frame range")
