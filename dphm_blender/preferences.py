@@ -8,7 +8,7 @@ from bpy.props import EnumProperty, StringProperty
 from bpy.types import AddonPreferences
 
 from ..core.paths import WEIGHTS_DIR
-from . import engine_check
+from . import engine_check, engine_setup
 from .addon import ADDON_ID, stored_setup_result
 
 DEVICES = (
@@ -42,6 +42,22 @@ class DPHM_AddonPreferences(AddonPreferences):
         subtype="DIR_PATH",
         default=str(WEIGHTS_DIR),
     )
+    torch_build: EnumProperty(
+        name="PyTorch build",
+        description="Which PyTorch Set up engine installs",
+        items=[(k, label, f"torch from {label}") for k, (label, _, _) in
+               engine_setup.TORCH_BUILDS.items()],
+        default="CPU",
+    )  # fmt: skip
+    setup_base_python: StringProperty(
+        name="Build from",
+        description=(
+            "Python 3.11-3.13 the engine's environment is made from. Leave empty for "
+            "Blender's own Python, or a python3.11 / python3.13 found on the system"
+        ),
+        subtype="FILE_PATH",
+        default="",
+    )
     setup_result: StringProperty(
         name="Setup check result",
         description="JSON result of the last Check setup",
@@ -55,6 +71,14 @@ class DPHM_AddonPreferences(AddonPreferences):
 
 def engine_python(prefs) -> str:
     return engine_check.engine_python(prefs.python_path if prefs else "")
+
+
+def engine_folder() -> Path:
+    """Where *Set up engine* puts the engine's Python: the extension's user data folder."""
+    try:
+        return Path(bpy.utils.extension_path_user(ADDON_ID, path="engine", create=False))
+    except ValueError:  # loaded as a plain package (pip install -e .), not an extension
+        return Path(bpy.utils.user_resource("DATAFILES", path="dphm")) / "engine"
 
 
 def checkpoint_folder(prefs) -> Path:
@@ -83,6 +107,22 @@ def _how_to_install(layout, missing, python, own, device, title):
     )
 
 
+def _draw_engine_setup(layout, prefs) -> None:
+    """One click: a private Python with torch, or what the running / last setup did."""
+    job = engine_setup.current()
+    row = layout.row(align=True)
+    if job is not None and job.running:
+        row.label(text=job.status(), icon="TIME")
+        row.operator("dphm.cancel_engine_setup", icon="CANCEL")
+        return
+    row.operator("dphm.setup_engine", icon="IMPORT")
+    row.prop(prefs, "torch_build", text="")
+    layout.prop(prefs, "setup_base_python")
+    if job is not None:
+        layout.label(text=job.result["message"], icon="CHECKMARK" if job.result["ok"] else "ERROR")
+        layout.label(text=f"Log: {job.result['log']}")
+
+
 def draw_preferences(layout, prefs) -> None:
     """Draw the panel; a plain function so tests can drive it with a recording layout."""
     python = engine_python(prefs)
@@ -90,6 +130,7 @@ def draw_preferences(layout, prefs) -> None:
 
     box = layout.box()
     box.label(text="Engine", icon="PREFERENCES")
+    _draw_engine_setup(box, prefs)
     box.prop(prefs, "python_path")
     if not prefs.python_path.strip():
         box.label(text=f"Using Blender's own Python: {python}")

@@ -1,12 +1,12 @@
-"""Operators behind the preferences: "Check setup" and "Copy commands"."""
+"""Operators behind the preferences: "Set up engine", "Check setup" and "Copy commands"."""
 
 import bpy
 from bpy.props import StringProperty
 from bpy.types import Operator
 
-from ..dphm_blender import engine_check
+from ..dphm_blender import engine_check, engine_setup
 from ..dphm_blender.addon import preferences
-from ..dphm_blender.preferences import engine_python, store_setup_result
+from ..dphm_blender.preferences import engine_folder, engine_python, store_setup_result
 
 
 def _redraw(context) -> None:
@@ -28,7 +28,8 @@ class DPHM_OT_check_setup(Operator):
 
     @classmethod
     def poll(cls, context):
-        return preferences(context) is not None and not engine_check.is_running()
+        prefs = preferences(context)
+        return prefs is not None and not engine_check.is_running() and not engine_setup.is_running()
 
     def _start(self, context):
         self._job = engine_check.start(engine_python(preferences(context)))
@@ -87,4 +88,102 @@ class DPHM_OT_copy_install_commands(Operator):
         return {"FINISHED"}
 
 
-CLASSES = (DPHM_OT_check_setup, DPHM_OT_copy_install_commands)
+class DPHM_OT_setup_engine(Operator):
+    """Create a private Python for the engine in the extension's data folder and install
+    PyTorch, scikit-image and av into it (Blender's own Python is not changed)"""
+
+    bl_idname = "dphm.setup_engine"
+    bl_label = "Set up engine"
+    bl_options = {"INTERNAL"}
+
+    _timer = None
+    _job = None
+
+    @classmethod
+    def poll(cls, context):
+        if preferences(context) is None:
+            return False
+        if engine_setup.is_running() or engine_check.is_running():
+            cls.poll_message_set("A setup or check is running")
+            return False
+        return True
+
+    def invoke(self, context, event):
+        prefs = preferences(context)
+        label = engine_setup.TORCH_BUILDS[prefs.torch_build][0]
+        mb = engine_setup.download_mb(prefs.torch_build)
+        return context.window_manager.invoke_confirm(
+            self,
+            event,
+            title="Set up the DPHM engine",
+            message=f"Download about {mb} MB (PyTorch {label}, scikit-image, av) into "
+            f"{engine_folder()}?",
+            confirm_text="Download and install",
+        )
+
+    def execute(self, context):
+        prefs = preferences(context)
+        base = prefs.setup_base_python.strip() or None
+        self._job = engine_setup.start(engine_folder(), prefs.torch_build, base)
+        if bpy.app.background or context.window is None:
+            return self._finish(context, self._job.wait())
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.5, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
+        if event.type != "TIMER" and not (event.type == "ESC" and event.value == "PRESS"):
+            return {"PASS_THROUGH"}
+        result = self._job.poll()
+        if result is None:
+            _status(context, f"DPHM engine setup: {self._job.status()}  (Esc cancels)")
+            _redraw(context)
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        _status(context, None)
+        return self._finish(context, result)
+
+    def _finish(self, context, result):
+        prefs = preferences(context)
+        _redraw(context)
+        if not result["ok"]:
+            self.report({"ERROR"}, f"DPHM engine setup: {result['message']} (log: {result['log']})")
+            return {"CANCELLED"}
+        prefs.python_path = result["python"]
+        self.report({"INFO"}, f"DPHM engine setup: {result['message']}")
+        bpy.ops.dphm.check_setup("INVOKE_DEFAULT" if context.window else "EXEC_DEFAULT")
+        return {"FINISHED"}
+
+
+class DPHM_OT_cancel_engine_setup(Operator):
+    """Stop the engine setup and remove what it installed so far"""
+
+    bl_idname = "dphm.cancel_engine_setup"
+    bl_label = "Cancel setup"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context):
+        return engine_setup.is_running()
+
+    def execute(self, context):
+        engine_setup.cancel_current()
+        _redraw(context)
+        return {"FINISHED"}
+
+
+def _status(context, text) -> None:
+    workspace = getattr(context, "workspace", None)
+    if workspace is not None:
+        workspace.status_text_set(text)
+
+
+CLASSES = (
+    DPHM_OT_setup_engine,
+    DPHM_OT_cancel_engine_setup,
+    DPHM_OT_check_setup,
+    DPHM_OT_copy_install_commands,
+)

@@ -3,6 +3,7 @@
 CLASS_NAMES = (
     "DPHM_AddonPreferences",
     "DPHM_OT_bake",
+    "DPHM_OT_cancel_engine_setup",
     "DPHM_OT_capture_preview",
     "DPHM_OT_check_setup",
     "DPHM_OT_copy_install_commands",
@@ -13,6 +14,7 @@ CLASS_NAMES = (
     "DPHM_OT_record",
     "DPHM_OT_reroll_head",
     "DPHM_OT_sample_heads",
+    "DPHM_OT_setup_engine",
     "DPHM_OT_stop_live",
     "DPHM_OT_track",
     "DPHM_OT_transfer",
