@@ -298,3 +298,51 @@ def test_doctor_and_unknown_camera_name_the_new_cameras(capsys):
     assert main(["convert", "live:kinect2", "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert "live:orbbec" in err and "live:record3d" in err
+
+
+# -- RealSense: a recording written by librealsense's own recorder ---------------------
+
+
+def write_realsense_recording(path, depth_mm: np.ndarray, intr, frames: int = 3) -> None:
+    """Record ``depth_mm`` (uint16) ``frames`` times through a librealsense software device."""
+    rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 needs libusb-1.0-0 (apt)")
+    h, w = depth_mm.shape
+    dev = rs.software_device()
+    sensor = dev.add_sensor("Depth")
+    ri = rs.intrinsics()
+    ri.width, ri.height, ri.ppx, ri.ppy, ri.fx, ri.fy = w, h, intr.cx, intr.cy, intr.fx, intr.fy
+    ri.model, ri.coeffs = rs.distortion.brown_conrady, [0.0] * 5
+    vs = rs.video_stream()
+    vs.type, vs.index, vs.uid, vs.width, vs.height = rs.stream.depth, 0, 0, w, h
+    vs.fps, vs.bpp, vs.fmt, vs.intrinsics = 30, 2, rs.format.z16, ri
+    profile = sensor.add_video_stream(vs)
+    sensor.add_read_only_option(rs.option.depth_units, 0.001)
+    recorder = rs.recorder(str(path), dev)
+    sensor.open(profile)
+    sensor.start(rs.frame_queue())
+    for i in range(frames):
+        f = rs.software_video_frame()
+        f.pixels, f.stride, f.bpp = depth_mm, w * 2, 2
+        f.timestamp, f.frame_number = 1000.0 + i * 33.3, i
+        f.domain, f.profile = rs.timestamp_domain.hardware_clock, profile.as_video_stream_profile()
+        sensor.on_video_frame(f)
+        time.sleep(0.05)
+    sensor.stop()
+    sensor.close()
+    del recorder  # closes the file
+
+
+def test_realsense_recording_converts(recorded, tmp_path, capsys):
+    depth_mm = np.round(recorded.depth * 1000).astype(np.uint16)
+    path = tmp_path / "take.db3"  # librealsense 2.57+ records ROS 2 bags
+    write_realsense_recording(path, depth_mm, recorded.intrinsics)
+    assert main(["convert", str(path), "--out", str(tmp_path / "cap")]) == 0
+    cap = CaptureFolder(tmp_path / "cap")
+    assert len(cap) == 3
+    i = cap.intrinsics
+    assert (i.width, i.height, i.fx, i.cx) == pytest.approx(
+        (recorded.intrinsics.width, recorded.intrinsics.height, recorded.intrinsics.fx,
+         recorded.intrinsics.cx), rel=1e-6)  # fmt: skip
+    for f in cap:
+        assert np.array_equal(np.round(f.depth * 1000).astype(np.uint16), depth_mm)
+    assert [round(f.timestamp - cap[0].timestamp, 4) for f in cap] == [0.0, 0.0333, 0.0666]

@@ -154,3 +154,16 @@ def test_manifest_and_readme_follow_the_matrix():
     tested = readme.split("Tested versions:")[1].split("\n\n")[0]
     for version, python in VERSIONS.items():
         assert version in tested and python in tested
+
+
+def test_first_panel_bench_row_per_release():
+    """``dphm bench --suite blender``'s first_panel rows: one per stock venv, torch untouched."""
+    from types import SimpleNamespace
+
+    from dphm.core import blender_bench
+
+    rows = blender_bench.first_panel_rows(SimpleNamespace(quick=True))
+    present = [v for v in VERSIONS if venv_python(v).is_file()]
+    assert [r["blender"].split()[0] for r in rows] == present
+    for r in rows:
+        assert r["torch_or_engine"] is False and 0 < r["enable_s"] <= r["first_panel_s"]

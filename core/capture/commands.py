@@ -25,7 +25,7 @@ def _warnings_as_lines(command: str):
         yield
 
 
-SOURCES_HELP = ".mkv, .bag, .r3d, a capture folder, or live:" + ", live:".join(CAMERAS)
+SOURCES_HELP = ".mkv, .bag, .db3, .r3d, a capture folder, or live:" + ", live:".join(CAMERAS)
 
 
 def _frame_range(text: str | None, length: int | None) -> range | None:

@@ -9,8 +9,8 @@ CAMERAS = ("k4a", "orbbec", "realsense", "record3d")
 
 
 def open_source(spec, color: bool = False, calibration=None) -> DepthSource:
-    """``.mkv`` (Azure Kinect), ``.bag`` (RealSense), ``.r3d`` (Record3D), a capture folder,
-    or a camera: ``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``.
+    """``.mkv`` (Azure Kinect), ``.bag`` / ``.db3`` (RealSense), ``.r3d`` (Record3D), a capture
+    folder, or a camera: ``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``.
     ``calibration`` stands in for a missing calibration.json attachment of an .mkv."""
     text = str(spec)
     if text == "live:k4a":
@@ -44,7 +44,7 @@ def open_source(spec, color: bool = False, calibration=None) -> DepthSource:
         from .mkv import KinectRecording
 
         return KinectRecording(path, color=color, calibration=calibration)
-    if suffix == ".bag":
+    if suffix in (".bag", ".db3"):  # librealsense 2.57+ records ROS 2 .db3 bags
         from .realsense import RealSense
 
         return RealSense(path)
@@ -52,4 +52,6 @@ def open_source(spec, color: bool = False, calibration=None) -> DepthSource:
         from .record3d import Record3D
 
         return Record3D(path)
-    raise DPHMError(f"{path}: unknown depth format (expected .mkv, .bag, .r3d or a capture folder)")
+    raise DPHMError(
+        f"{path}: unknown depth format (expected .mkv, .bag, .db3, .r3d or a capture folder)"
+    )

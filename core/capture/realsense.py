@@ -1,4 +1,4 @@
-"""Intel RealSense: live cameras and ``.bag`` recordings through pyrealsense2.
+"""Intel RealSense: live cameras and recordings (``.bag``, ROS 2 ``.db3``) through pyrealsense2.
 
 Depth scale and intrinsics come from the device or the file. Only ``open_pipeline`` touches
 the device; ``to_frame`` turns one pyrealsense2 depth frame into a ``DepthFrame``.

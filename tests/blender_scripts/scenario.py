@@ -13,9 +13,12 @@ import importlib
 import json
 import sys
 import traceback
+from pathlib import Path
 
 from dphm_classes import CLASS_NAMES  # beside this script
-from layout import RecordingLayout
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dphm_blender" / "scripts"))
+from layout import RecordingLayout  # noqa: E402
 
 MARK = "DPHM-RESULT "
 

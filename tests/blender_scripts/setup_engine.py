@@ -13,8 +13,9 @@ import time
 import traceback
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dphm_blender" / "scripts"))
 import bpy
-from layout import RecordingLayout  # beside this script
+from layout import RecordingLayout  # noqa: E402
 
 addon_utils = __import__("addon_utils")
 NAME = "bl_ext.user_default.dphm"

@@ -19,9 +19,10 @@ import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dphm_blender" / "scripts"))
 import bpy
 import numpy as np
-from layout import RecordingLayout  # beside this script
+from layout import RecordingLayout  # noqa: E402
 
 addon_utils = __import__("addon_utils")
 MARK = "DPHM-RESULT "

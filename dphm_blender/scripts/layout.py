@@ -1,4 +1,5 @@
-"""A stand-in for bpy's UILayout that records what a panel draws (no window needed).
+"""A stand-in for bpy's UILayout that records what a panel draws (no window needed): the
+first-panel benchmark and the tests' Blender scenarios draw the panels through it.
 
 Every label, prop and operator is logged; a prop whose name the data does not have, or an
 operator id Blender does not know, is logged as ``missing_prop`` / ``missing_operator``,
