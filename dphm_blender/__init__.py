@@ -40,9 +40,10 @@ def register():
 def unregister():
     import bpy
 
-    from . import capture_view, engine, engine_check, props
+    from . import capture_view, engine, engine_check, engine_setup, props
 
-    engine_check.cancel_current()
+    engine_check.checks.cancel()
+    engine_setup.setups.cancel()
     engine.shutdown()
     capture_view.unregister()
     props.unregister()

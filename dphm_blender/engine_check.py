@@ -110,15 +110,34 @@ def _finish(python: str, probe: dict) -> dict:
     }
 
 
-class SetupCheck:
+class Job:
+    """Work in a subprocess, driven from a timer: ``poll()`` returns the result dict once
+    done and never blocks; ``wait()`` blocks (scripts and background mode, never the UI)."""
+
+    result: dict | None = None
+    _proc: subprocess.Popen | None = None
+
+    def poll(self) -> dict | None:
+        raise NotImplementedError
+
+    def wait(self, interval: float = 0.05) -> dict:
+        while (result := self.poll()) is None:
+            time.sleep(interval)
+        return result
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class SetupCheck(Job):
     """One run of the probe in a subprocess. Start it, then call ``poll()`` until not None."""
 
     def __init__(self, python: str, timeout: float = DEFAULT_TIMEOUT):
         self.python = python
         self.timeout = timeout
         self.started = time.monotonic()
-        self.result: dict | None = None
-        self._proc: subprocess.Popen | None = None
         self._out = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         self._err = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         if not os.path.isfile(python):
@@ -164,16 +183,8 @@ class SetupCheck:
         tail = (stderr.strip().splitlines() or [f"exit status {code}"])[-1]
         return self._done(_failed(self.python, f"{self.python} is not a working Python: {tail}"))
 
-    def wait(self, interval: float = 0.05) -> dict:
-        """Block until done; for scripts and background mode, never for the UI."""
-        while (result := self.poll()) is None:
-            time.sleep(interval)
-        return result
-
     def cancel(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        self._kill()
         if self.result is None:
             self._done(_failed(self.python, "check cancelled"))
 
@@ -298,23 +309,24 @@ def torch_findable_here() -> bool:
         return False
 
 
-# The one check that may be running in this Blender session (the UI starts at most one).
-_current: SetupCheck | None = None
+class OneAtATime:
+    """The one background job of a kind (a check, a setup) this Blender session runs."""
+
+    def __init__(self):
+        self.job = None
+
+    def start(self, job):
+        self.cancel()
+        self.job = job
+        return job
+
+    def running(self) -> bool:
+        return self.job is not None and self.job.poll() is None
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+        self.job = None
 
 
-def start(python: str, timeout: float = DEFAULT_TIMEOUT) -> SetupCheck:
-    global _current
-    cancel_current()
-    _current = SetupCheck(python, timeout)
-    return _current
-
-
-def is_running() -> bool:
-    return _current is not None and _current.poll() is None
-
-
-def cancel_current() -> None:
-    global _current
-    if _current is not None:
-        _current.cancel()
-    _current = None
+checks = OneAtATime()

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from .engine_check import Job, OneAtATime
+
 TORCH = "torch==2.13.0"
 # What the engine imports besides torch (pyproject.toml's dependencies).
 PACKAGES = ("numpy<2", "scipy>=1.10", "scikit-image>=0.22", "av>=14", "tqdm>=4.60", "pillow>=9")
@@ -76,7 +78,7 @@ def steps(base: str, folder: Path, build: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-class EngineSetup:
+class EngineSetup(Job):
     """Runs the steps one after another in subprocesses. Start it, call ``poll()`` (never
     blocks) until it returns the result dict; ``cancel()`` stops it and removes what it made."""
 
@@ -85,9 +87,7 @@ class EngineSetup:
         self.log_path = self.folder.with_name(self.folder.name + "-setup.log")
         self.python = str(env_python(self.folder))
         self.build = build
-        self.result: dict | None = None
         self.started = time.monotonic()
-        self._proc = None
         self._log = None
         self.step = 0
         bases = [(base, _version(base))] if base else base_pythons()
@@ -158,16 +158,8 @@ class EngineSetup:
         minutes = (time.monotonic() - self.started) / 60
         return self._done(True, f"engine ready in {minutes:.1f} min: {self.python}")
 
-    def wait(self, interval: float = 0.2) -> dict:
-        """Block until done: scripts and background mode only."""
-        while (result := self.poll()) is None:
-            time.sleep(interval)
-        return result
-
     def cancel(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        self._kill()
         if self.result is None:
             self._fail("setup cancelled")
 
@@ -184,27 +176,4 @@ class EngineSetup:
         return self.result
 
 
-# The one setup that may run in this Blender session.
-_current: EngineSetup | None = None
-
-
-def start(folder, build="CPU", base=None) -> EngineSetup:
-    global _current
-    cancel_current()
-    _current = EngineSetup(folder, build, base)
-    return _current
-
-
-def current() -> EngineSetup | None:
-    return _current
-
-
-def is_running() -> bool:
-    return _current is not None and _current.poll() is None
-
-
-def cancel_current() -> None:
-    global _current
-    if _current is not None:
-        _current.cancel()
-    _current = None
+setups = OneAtATime()

@@ -109,7 +109,7 @@ def _how_to_install(layout, missing, python, own, device, title):
 
 def _draw_engine_setup(layout, prefs) -> None:
     """One click: a private Python with torch, or what the running / last setup did."""
-    job = engine_setup.current()
+    job = engine_setup.setups.job
     row = layout.row(align=True)
     if job is not None and job.running:
         row.label(text=job.status(), icon="TIME")
@@ -143,7 +143,7 @@ def draw_preferences(layout, prefs) -> None:
     box = layout.box()
     row = box.row()
     row.label(text="Setup", icon="CONSOLE")
-    if engine_check.is_running():
+    if engine_check.checks.running():
         row.label(text="Checking ...", icon="TIME")
     row.operator("dphm.check_setup", icon="VIEWZOOM")
 

@@ -76,6 +76,34 @@ class DPHM_SceneSettings(PropertyGroup):
     )
 
     quality: EnumProperty(name="Quality", items=QUALITIES, default="balanced")
+    use_neutral: BoolProperty(
+        name="Neutral",
+        description="Remove the performer's resting face from the ARKit weights: the take "
+        "frames given show them neutral",
+        default=False,
+    )
+    neutral_start: IntProperty(name="From", default=0, min=0)
+    neutral_end: IntProperty(name="To", default=10, min=1)
+    arkit_gains: StringProperty(
+        name="Gains",
+        description="Scale ARKit shapes after calibration, e.g. 'eyeBlink=1.3, browInnerUp=1.2' "
+        "(a name without Left/Right sets both sides)",
+        default="",
+    )
+    smooth_arkit: BoolProperty(
+        name="Smooth ARKit curves",
+        description="One-Euro filter on the ARKit weights when keying them: steady at rest, "
+        "fast motions keep their timing",
+        default=False,
+    )
+    smooth_min_cutoff: FloatProperty(
+        name="Min cutoff", description="Hz: lower is smoother at rest", default=1.5, min=0.05,
+        max=30.0,
+    )  # fmt: skip
+    smooth_beta: FloatProperty(
+        name="Speed", description="How fast the cutoff rises with motion (less lag)",
+        default=0.5, min=0.0, max=10.0,
+    )  # fmt: skip
     use_range: BoolProperty(name="Frame range", default=False)
     range_start: IntProperty(name="Start", default=0, min=0)
     range_end: IntProperty(name="End", default=60, min=1)

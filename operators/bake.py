@@ -4,6 +4,7 @@ from bpy.props import EnumProperty
 from bpy.types import Operator
 
 from ..core.errors import DPHMError
+from ..core.tracking.arkit_calibration import smoothed
 from ..core.tracking.bake import read_bake
 from ..dphm_blender import bake as writers
 from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, work_dir
@@ -60,6 +61,7 @@ class DPHM_OT_bake(EngineOperator, Operator):
 
         s = context.scene.dphm
         data = read_bake(job.result["bake"])
+        data["arkit"] = smoothed(data["arkit"], data["fps"], context.scene.dphm)
         first = s.first_frame + s.take_first_frame
         motion = s.motion.lower()
         stem = self._take.stem

@@ -28,11 +28,12 @@ class DPHM_OT_check_setup(Operator):
 
     @classmethod
     def poll(cls, context):
-        prefs = preferences(context)
-        return prefs is not None and not engine_check.is_running() and not engine_setup.is_running()
+        busy = engine_check.checks.running() or engine_setup.setups.running()
+        return preferences(context) is not None and not busy
 
     def _start(self, context):
-        self._job = engine_check.start(engine_python(preferences(context)))
+        python = engine_python(preferences(context))
+        self._job = engine_check.checks.start(engine_check.SetupCheck(python))
 
     def _finish(self, context, result):
         prefs = preferences(context)
@@ -70,7 +71,7 @@ class DPHM_OT_check_setup(Operator):
     def cancel(self, context):
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
-        engine_check.cancel_current()
+        engine_check.checks.cancel()
 
 
 class DPHM_OT_copy_install_commands(Operator):
@@ -103,7 +104,7 @@ class DPHM_OT_setup_engine(Operator):
     def poll(cls, context):
         if preferences(context) is None:
             return False
-        if engine_setup.is_running() or engine_check.is_running():
+        if engine_setup.setups.running() or engine_check.checks.running():
             cls.poll_message_set("A setup or check is running")
             return False
         return True
@@ -124,7 +125,9 @@ class DPHM_OT_setup_engine(Operator):
     def execute(self, context):
         prefs = preferences(context)
         base = prefs.setup_base_python.strip() or None
-        self._job = engine_setup.start(engine_folder(), prefs.torch_build, base)
+        self._job = engine_setup.setups.start(
+            engine_setup.EngineSetup(engine_folder(), prefs.torch_build, base)
+        )
         if bpy.app.background or context.window is None:
             return self._finish(context, self._job.wait())
         wm = context.window_manager
@@ -167,10 +170,10 @@ class DPHM_OT_cancel_engine_setup(Operator):
 
     @classmethod
     def poll(cls, context):
-        return engine_setup.is_running()
+        return engine_setup.setups.running()
 
     def execute(self, context):
-        engine_setup.cancel_current()
+        engine_setup.setups.cancel()
         _redraw(context)
         return {"FINISHED"}
 

@@ -8,6 +8,16 @@ from ..dphm_blender.jobs import absolute, engine_for, relative, work_dir
 from . import capture
 
 
+def calibration(s) -> dict:
+    """The Track panel's ARKit calibration as engine arguments (neutral clip, gains)."""
+    if s.use_neutral and s.neutral_end <= s.neutral_start:
+        raise DPHMError(f"neutral frames {s.neutral_start}-{s.neutral_end}: the end must come "
+                        "after the start")  # fmt: skip
+    gains = [g for g in s.arkit_gains.replace(",", " ").split() if g]
+    neutral = f"{s.neutral_start}:{s.neutral_end}" if s.use_neutral else None
+    return {"neutral": neutral, "gains": gains}
+
+
 def next_take_path(folder):
     n = 1
     while (folder / f"take_{n:03d}.npz").exists():
@@ -48,6 +58,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
                 preview_folder=str(folder / "preview"),
                 record=str(folder / self._out.stem),
                 live=True,
+                **calibration(s),
             )
         self._live = False
         source = absolute(s.capture_path)
@@ -66,6 +77,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
             frames=frames,
             prior_strength=s.prior_strength,
             preview_folder=str(folder / "preview"),
+            **calibration(s),
         )
 
     def streaming(self) -> bool:

@@ -5,6 +5,7 @@ import bpy
 from bpy.types import Operator
 
 from ..core.errors import DPHMError
+from ..core.tracking.arkit_calibration import smoothed
 from ..core.tracking.bake import read_bake
 from ..core.tracking.export import read_arkit_csv
 from ..core.tracking.take import read_take
@@ -80,6 +81,7 @@ class DPHM_OT_transfer(EngineOperator, Operator):
     def next_job(self, context, job):
         s, scene = context.scene.dphm, context.scene
         data = read_bake(job.result["bake"])
+        data["arkit"] = smoothed(data["arkit"], data["fps"], s)
         first = s.first_frame + s.take_first_frame
         n = len(data["frames"])
         kind = s.transfer_output
@@ -174,6 +176,8 @@ class DPHM_OT_drive_arkit_keys(Operator):
             else:
                 weights = read_take(_take(context))["arkit"]
                 first = s.first_frame + s.take_first_frame
+            # one key per scene frame: the filter's clock is the scene's
+            weights = smoothed(weights, context.scene.render.fps / context.scene.render.fps_base, s)
             mapping, missing = transfer.drive_keys(context.active_object, weights, first)
         except DPHMError as e:
             self.report({"ERROR"}, str(e))

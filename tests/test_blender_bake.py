@@ -27,24 +27,31 @@ T, FIRST_FRAME, RENDER_FRAME = 5, 10, 12
 TOL = 1e-5
 
 
+def codebook_take(content, frames: int, identity: int = 0) -> dict:
+    """A take of the checkpoint's codebook codes: one identity, the first expressions, a
+    head turning before the Kinect."""
+    books = content["codebooks"]
+    n = frames
+    angles = np.c_[np.linspace(-0.2, 0.2, n), np.linspace(0.3, -0.3, n), np.zeros(n)]
+    return {
+        "z_id": books["id"][identity].numpy(),
+        "z_exp": books["exp"][:n].numpy(),
+        "R": Rotation.from_euler("xyz", angles).as_matrix(),
+        "t": np.c_[np.linspace(-0.05, 0.05, n), np.zeros(n), np.full(n, 0.6)],
+        "s": np.full(n, 0.2),
+        "timestamps": np.arange(n) / 30.0,
+        "arkit": np.random.default_rng(0).uniform(0, 1, (n, 52)),
+        "intrinsics": KINECT_NFOV.to_dict(),
+        "source": "test",
+    }
+
+
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory):
     from dphm.core.model.head import load_head
 
     model, content = load_head()
-    books = content["codebooks"]
-    angles = np.c_[np.linspace(-0.2, 0.2, T), np.linspace(0.3, -0.3, T), np.zeros(T)]
-    take = {
-        "z_id": books["id"][0].numpy(),
-        "z_exp": books["exp"][:T].numpy(),
-        "R": Rotation.from_euler("xyz", angles).as_matrix(),
-        "t": np.c_[np.linspace(-0.05, 0.05, T), np.zeros(T), np.full(T, 0.6)],
-        "s": np.full(T, 0.2),
-        "timestamps": np.arange(T) / 30.0,
-        "arkit": np.random.default_rng(0).uniform(0, 1, (T, 52)),
-        "intrinsics": KINECT_NFOV.to_dict(),
-        "source": "test",
-    }
+    take = codebook_take(content, T)
     bake = bake_take(model, content, take, resolution=64)
     meshes = list(frame_meshes(model, take, resolution=64))
     out = tmp_path_factory.mktemp("bake")

@@ -283,8 +283,7 @@ def test_record3d_without_package_or_device_is_one_line(recorded, tmp_path, monk
     monkeypatch.setitem(sys.modules, "record3d", None)
     assert main(["convert", "live:record3d", "--out", str(tmp_path / "c"), "--frames", "0:2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"dphm convert: error: iPhone/iPad streaming needs the record3d package: "
-                   f"{r3d.STREAM_HINT}"]  # fmt: skip
+    assert err == [f"dphm convert: error: iPhone/iPad streaming needs record3d: {r3d.STREAM_HINT}"]
     monkeypatch.setitem(sys.modules, "record3d", fake_record3d(recorded, devices=0)[0])
     assert main(["convert", "live:record3d", "--out", str(tmp_path / "c"), "--frames", "0:2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

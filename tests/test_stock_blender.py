@@ -12,11 +12,10 @@ import tomllib
 
 import numpy as np
 import pytest
-from dphm.core.capture.simulate import KINECT_NFOV
 from dphm.core.engine.files import write_meshes
 from dphm.core.tracking.bake import bake_take, frame_meshes, write_bake
 from dphm.core.tracking.take import write_take
-from scipy.spatial.transform import Rotation
+from test_blender_bake import codebook_take
 from test_extension import ROOT, blender_env, build_zip, needs_bpy
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -34,19 +33,7 @@ def stored(tmp_path_factory):
     from dphm.core.model.head import load_head
 
     model, content = load_head()
-    books = content["codebooks"]
-    angles = np.c_[np.linspace(-0.2, 0.2, T), np.linspace(0.3, -0.3, T), np.zeros(T)]
-    take = {
-        "z_id": books["id"][1].numpy(),
-        "z_exp": books["exp"][:T].numpy(),
-        "R": Rotation.from_euler("xyz", angles).as_matrix(),
-        "t": np.c_[np.linspace(-0.05, 0.05, T), np.zeros(T), np.full(T, 0.6)],
-        "s": np.full(T, 0.2),
-        "timestamps": np.arange(T) / 30.0,
-        "arkit": np.random.default_rng(0).uniform(0, 1, (T, 52)),
-        "intrinsics": KINECT_NFOV.to_dict(),
-        "source": "stock-blender test",
-    }
+    take = codebook_take(content, T, identity=1)
     data = tmp_path_factory.mktemp("stored")
     write_take(data / "take.npz", model_sha256=content.get("sha256", ""), quality="balanced",
                fit_error_mm=np.full(T, 0.5), **take)  # fmt: skip

@@ -57,6 +57,13 @@ class DPHM_PT_track(_DPHMPanel, Panel):
         sub.active = s.use_range
         sub.prop(s, "range_start")
         sub.prop(s, "range_end")
+        row = layout.row(align=True)
+        row.prop(s, "use_neutral", text="")
+        sub = row.row(align=True)
+        sub.active = s.use_neutral
+        sub.prop(s, "neutral_start")
+        sub.prop(s, "neutral_end")
+        layout.prop(s, "arkit_gains")
         if streams.is_running("dphm.track"):
             layout.operator("dphm.stop_live", text="Stop tracking", icon="SNAP_FACE")
         else:
@@ -77,6 +84,12 @@ class DPHM_PT_bake(_DPHMPanel, Panel):
         col.prop(s, "resolution")
         col.prop(s, "alembic_resolution")
         layout.prop(s, "motion")
+        row = layout.row(align=True)
+        row.prop(s, "smooth_arkit")
+        sub = row.row(align=True)
+        sub.active = s.smooth_arkit
+        sub.prop(s, "smooth_min_cutoff", text="")
+        sub.prop(s, "smooth_beta", text="")
         col = layout.column(align=True)
         for kind, label, icon in (
             ("SHAPE_KEYS", "Shape keys", "SHAPEKEY_DATA"),

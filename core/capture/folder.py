@@ -112,11 +112,7 @@ class CaptureFolder(DepthSource):
         jpg = Path(self.path) / "color" / (path.stem + ".jpg")
         if self.color_intrinsics is not None and jpg.is_file():
             with Image.open(jpg) as im:
-                frame.color = np.asarray(im.convert("RGB"))
-            frame.color_intrinsics, frame.depth_to_color = (
-                self.color_intrinsics,
-                self.depth_to_color,
-            )
+                self.with_color(frame, np.asarray(im.convert("RGB")))
         return frame
 
     def __iter__(self):

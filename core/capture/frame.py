@@ -122,6 +122,13 @@ class DepthSource:
     def __getitem__(self, i: int) -> DepthFrame:
         raise DPHMError(f"{self.path}: this source has no random access")
 
+    def with_color(self, frame: DepthFrame, rgb: np.ndarray | None) -> DepthFrame:
+        """``frame`` with this source's colour image ``rgb`` and its calibration."""
+        frame.color = rgb
+        frame.color_intrinsics = getattr(self, "color_intrinsics", None)
+        frame.depth_to_color = getattr(self, "depth_to_color", None)
+        return frame
+
     def close(self) -> None:
         """Release files or devices; sources are also context managers."""
 

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import DPHMError
 from . import k4a_calibration
 from .frame import DepthFrame, DepthSource, check_units
+from .sdk import load
 
 K4A_HINT = (
     "pip install pyk4a-bundle (ships the Azure Kinect SDK libraries; for Orbbec Femto "
@@ -21,15 +22,7 @@ K4A_HINT = (
 
 
 def _pyk4a():
-    try:
-        import pyk4a
-    except ModuleNotFoundError as e:
-        raise DPHMError(f"Azure Kinect support needs pyk4a: {K4A_HINT}") from e
-    except ImportError as e:
-        raise DPHMError(
-            f"pyk4a is installed but the Azure Kinect SDK cannot load ({e}); {K4A_HINT}"
-        ) from e
-    return pyk4a
+    return load("pyk4a", "Azure Kinect support", K4A_HINT)
 
 
 def list_devices() -> list[str]:
@@ -117,11 +110,7 @@ class KinectLive(DepthSource):
                 continue
             frame = k4a_frame(cap.depth, cap.depth_timestamp_usec, self.intrinsics, n)
             if self._color and cap.color is not None:
-                frame.color = cap.color[..., 2::-1].copy()
-                frame.color_intrinsics, frame.depth_to_color = (
-                    self.color_intrinsics,
-                    self.depth_to_color,
-                )
+                self.with_color(frame, cap.color[..., 2::-1].copy())
             yield frame
             n += 1
 

@@ -149,15 +149,13 @@ class KinectRecording(DepthSource):
             depth, self.intrinsics, float(packet.pts * packet.time_base) + self._offset, index
         )
         if color_packet is not None:
+            rgb = None
             try:
                 images = self._color.codec_context.decode(color_packet)
-                frame.color = images[0].to_ndarray(format="rgb24") if images else None
+                rgb = images[0].to_ndarray(format="rgb24") if images else None
             except av.error.FFmpegError:
                 warn(f"{self.path}: undecodable colour image at frame {index}")
-            frame.color_intrinsics, frame.depth_to_color = (
-                self.color_intrinsics,
-                self.depth_to_color,
-            )
+            self.with_color(frame, rgb)
         return frame
 
     def __iter__(self):

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DPHMError
 from .frame import DepthFrame, DepthSource, Intrinsics, check_units
+from .sdk import load
 from .warn import warn
 
 HINT = "pip install pyorbbecsdk2 (Orbbec SDK v2; on Linux also Orbbec's udev rules)"
@@ -21,13 +22,7 @@ TIMEOUT_S = 5.0
 
 
 def _ob():
-    try:
-        import pyorbbecsdk
-    except ModuleNotFoundError as e:
-        raise DPHMError(f"Orbbec cameras need pyorbbecsdk: {HINT}") from e
-    except (ImportError, OSError) as e:
-        raise DPHMError(f"pyorbbecsdk is installed but cannot load ({e}); {HINT}") from e
-    return pyorbbecsdk
+    return load("pyorbbecsdk", "Orbbec cameras", HINT)
 
 
 def intrinsics(intr, dist=None) -> Intrinsics:
@@ -145,11 +140,7 @@ class OrbbecLive(DepthSource):
             frame = DepthFrame(depth, self.intrinsics, d.get_timestamp_us() * 1e-6, n)
             c = frames.get_color_frame() if self._color else None
             if c is not None and (rgb := color_rgb(c, self._sdk.OBFormat)) is not None:
-                frame.color = rgb
-                frame.color_intrinsics, frame.depth_to_color = (
-                    self.color_intrinsics,
-                    self.depth_to_color,
-                )
+                self.with_color(frame, rgb)
             yield frame
             n += 1
 

@@ -10,22 +10,14 @@ import numpy as np
 
 from ..errors import DPHMError
 from .frame import DepthFrame, DepthSource, Intrinsics, check_units
+from .sdk import load
 from .warn import warn
 
-HINT = "pip install pyrealsense2 (and libusb-1.0-0 for cameras)"
+HINT = "pip install pyrealsense2, and libusb-1.0-0 (Debian/Ubuntu: apt-get install libusb-1.0-0)"
 
 
 def _rs():
-    try:
-        import pyrealsense2 as rs
-    except ModuleNotFoundError as e:
-        raise DPHMError(f"Intel RealSense support needs pyrealsense2: {HINT}") from e
-    except ImportError as e:
-        raise DPHMError(
-            f"pyrealsense2 is installed but cannot load ({e}); on Debian/Ubuntu: "
-            "apt-get install libusb-1.0-0"
-        ) from e
-    return rs
+    return load("pyrealsense2", "Intel RealSense support", HINT)
 
 
 def intrinsics_of(rs_intr) -> Intrinsics:

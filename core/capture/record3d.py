@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DPHMError
 from .frame import DepthFrame, DepthSource, Intrinsics, check_units
+from .sdk import load
 from .warn import warn
 
 FRAME = re.compile(r"^rgbd/(\d+)\.depth$")
@@ -106,13 +107,7 @@ TIMEOUT_S = 5.0
 
 
 def _record3d():
-    try:
-        import record3d
-    except ModuleNotFoundError as e:
-        raise DPHMError(f"iPhone/iPad streaming needs the record3d package: {STREAM_HINT}") from e
-    except (ImportError, OSError) as e:
-        raise DPHMError(f"record3d is installed but cannot load ({e}); {STREAM_HINT}") from e
-    return record3d
+    return load("record3d", "iPhone/iPad streaming", STREAM_HINT)
 
 
 def open_stream():

@@ -200,13 +200,19 @@ def track(
     preview_resolution=48,
     live=False,
     record=None,
+    neutral=None,
+    gains=(),
 ) -> dict:
     """Track a recording into a take (``out``); previews the fitted head while it runs.
+    ``neutral`` (take frames "N" or "A:B") and ``gains`` ("NAME=G") calibrate the ARKit
+    weights to the performer (``tracking.arkit_calibration``).
     A camera (``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``), or any
     source with ``live``, is tracked frame by frame as it streams until ``stop``; ``record``
     also keeps its frames."""
     from ..capture.opener import open_source
     from ..model.head import load_head
+    from ..tracking.arkit_calibration import calibrated_take, parse_gains
+    from ..tracking.commands import _neutral_range
     from ..tracking.presets import get_preset
     from ..tracking.take import write_take
     from ..tracking.tracker import Tracker, load_prior_for
@@ -214,6 +220,7 @@ def track(
 
     if not 0.0 <= float(prior_strength) <= 10.0:
         raise DPHMError(f"prior strength {prior_strength}: must be within 0 to 10")
+    calibration = (_neutral_range(neutral), parse_gains(gains) if gains else None)
     preset = get_preset(quality)
     preset = preset.but(
         w_prior_id=preset.w_prior_id * prior_strength,
@@ -224,7 +231,7 @@ def track(
     tracker = Tracker(net, content, preset, prior)
     preview = _Preview(ctx, net, preview_folder, preview_resolution) if preview_folder else None
     if live or str(input).startswith("live:"):
-        return _track_live(ctx, tracker, input, out, preview, record)
+        return _track_live(ctx, tracker, input, out, preview, record, calibration)
     t0 = time.monotonic()
     with open_source(input) as src:
         rng = _frame_range(frames, src.length) or range(src.length or 0)
@@ -255,7 +262,7 @@ def track(
         results, arrays = run(tracker, chosen(), progress, input)
         intr = src.intrinsics.to_dict()
     ctx.check()
-    write_take(out, intrinsics=intr, source=str(input), **arrays)
+    write_take(out, intrinsics=intr, source=str(input), **calibrated_take(arrays, *calibration))
     seconds = time.monotonic() - t0
     err = arrays["fit_error_mm"]
     return {
@@ -269,11 +276,12 @@ def track(
     }
 
 
-def _track_live(ctx, tracker, input, out, preview, record) -> dict:
+def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
     """Streaming: identity from the first keyframes, then every frame as it arrives (frames
     that come while one is being fitted are skipped, as a camera does not wait)."""
     from ..capture.folder import FolderWriter
     from ..capture.opener import open_source
+    from ..tracking.arkit_calibration import calibrated_take
     from ..tracking.take import write_take
     from ..tracking.tracker import take_arrays
 
@@ -308,7 +316,8 @@ def _track_live(ctx, tracker, input, out, preview, record) -> dict:
         intr = src.intrinsics.to_dict()
     if not any(r.found for r in results):
         raise DPHMError(f"{input}: no head in view in {len(results)} frames")
-    write_take(out, intrinsics=intr, source=str(input), **take_arrays(tracker, results))
+    arrays = calibrated_take(take_arrays(tracker, results), *calibration)
+    write_take(out, intrinsics=intr, source=str(input), **arrays)
     seconds = time.monotonic() - t0
     return {
         "take": str(out),

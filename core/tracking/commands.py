@@ -30,14 +30,32 @@ def _frames(source, spec):
     return frames(), (len(range(*rng.indices(source.length))) if rng and source.length else None)
 
 
+def _neutral_range(spec: str | None) -> range | None:
+    """``--neutral N`` (one frame) or ``A:B`` (a neutral clip) of the take's frames."""
+    if not spec:
+        return None
+    a, sep, b = spec.partition(":")
+    try:
+        start = int(a)
+        stop = int(b) if sep else start + 1
+    except ValueError:
+        raise DPHMError(f"--neutral {spec!r}: expected a frame N or a clip A:B") from None
+    if start < 0 or stop <= start:
+        raise DPHMError(f"--neutral {spec}: the clip is empty (A:B needs 0 <= A < B)")
+    return range(start, stop)
+
+
 def run_track(args) -> int:
     from ..capture.opener import open_source
     from ..model.head import load_head
+    from .arkit_calibration import calibrated_take, parse_gains
     from .presets import get_preset
     from .take import write_take
     from .tracker import Tracker, load_prior_for, track
 
     preset = get_preset(args.quality)
+    gains = parse_gains(args.gain) if args.gain else None
+    neutral = _neutral_range(args.neutral)
     model, content = load_head(args.model)
     prior = None if args.no_prior else load_prior_for(content)
     if prior is None and not args.no_prior:
@@ -66,6 +84,7 @@ def run_track(args) -> int:
             bar.close()
         seconds = time.perf_counter() - t0
         intr = source.intrinsics.to_dict() if source.intrinsics else {}
+    arrays = calibrated_take(arrays, neutral, gains)
     write_take(args.out, intrinsics=intr, source=str(args.input), **arrays)
     lost = sum(not r.found for r in results)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in tracker.timings.items())
@@ -78,6 +97,7 @@ def run_track(args) -> int:
 
 def _track_live(tracker, source, args) -> int:
     """Live: print one line per frame as results stream; the take is written on Ctrl-C."""
+    from .arkit_calibration import calibrated_take, parse_gains
     from .take import write_take
     from .tracker import take_arrays
 
@@ -96,7 +116,9 @@ def _track_live(tracker, source, args) -> int:
     if not any(r.found for r in results):
         raise DPHMError("no head in view")
     intr = source.intrinsics.to_dict() if source.intrinsics else {}
-    write_take(args.out, intrinsics=intr, source=args.input, **take_arrays(tracker, results))
+    gains = parse_gains(args.gain) if args.gain else None
+    arrays = calibrated_take(take_arrays(tracker, results), _neutral_range(args.neutral), gains)
+    write_take(args.out, intrinsics=intr, source=args.input, **arrays)
     print(f"wrote {args.out}: {len(results)} frames")
     return 0
 
@@ -201,6 +223,18 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", help="A:B, a frame range")
     p.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
     p.add_argument("--no-prior", action="store_true", help="L2 code prior instead of diffusion")
+    p.add_argument(
+        "--neutral",
+        metavar="N|A:B",
+        help="a take frame, or clip, of the performer's resting face: its ARKit weights are "
+        "removed from every frame (counted within the tracked frames)",
+    )
+    p.add_argument(
+        "--gain",
+        action="append",
+        metavar="NAME=G",
+        help="scale one ARKit shape after calibration, e.g. eyeBlink=1.3 (both sides); repeat",
+    )
     add_device_argument(p)
     p.set_defaults(func=run_track)
     e = sub.add_parser("export", help="a take to OBJ sequence, PC2, .blend, Alembic or ARKit CSV")

@@ -2,7 +2,9 @@
 
 Per frame: expression code, pose canonical -> camera (x_cam = s R x_can + t), ARKit weights
 and the fit error. Frames where no head was found carry the last good codes and pose and
-``fit_error_mm`` = NaN.
+``fit_error_mm`` = NaN. A take calibrated to its performer (``arkit_calibration``) holds the
+calibrated weights as ``arkit`` and also ``arkit_raw`` (T, 52, the tracker's own),
+``arkit_neutral`` (52, the resting bias) and ``arkit_gain`` (52).
 """
 
 import json
@@ -33,8 +35,12 @@ def write_take(
     source,
     quality,
     fit_error_mm,
+    arkit_raw=None,
+    arkit_neutral=None,
+    arkit_gain=None,
 ) -> Path:
-    """Write a take; ``intrinsics`` is a dict (stored as JSON)."""
+    """Write a take; ``intrinsics`` is a dict (stored as JSON). A calibrated take
+    (``arkit_calibration``) also keeps the tracker's own weights, the neutral and the gains."""
     data = {
         "format": np.array(FORMAT),
         "model_sha256": np.array(str(model_sha256)),
@@ -51,6 +57,10 @@ def write_take(
         "quality": np.array(str(quality)),
         "fit_error_mm": np.asarray(fit_error_mm, np.float32),
     }
+    if arkit_raw is not None:
+        data["arkit_raw"] = np.asarray(arkit_raw, np.float32)
+        data["arkit_neutral"] = np.asarray(arkit_neutral, np.float32).reshape(52)
+        data["arkit_gain"] = np.asarray(arkit_gain, np.float32).reshape(52)
     _check(data, path)
     return save_npz(path, data)
 
@@ -75,3 +85,9 @@ def _check(data, path) -> None:
             raise DPHMError(f"{path}: take array {k!r} missing or not of {n} frames")
     if data["arkit"].shape[1] != 52 or tuple(data["arkit_names"]) != ARKIT_NAMES:
         raise DPHMError(f"{path}: take ARKit weights must be the 52 Apple names in order")
+    if "arkit_raw" in data and (
+        data["arkit_raw"].shape != data["arkit"].shape
+        or data.get("arkit_neutral", np.zeros(0)).shape != (52,)
+        or data.get("arkit_gain", np.zeros(0)).shape != (52,)
+    ):
+        raise DPHMError(f"{path}: take ARKit calibration arrays do not match its weights")
