@@ -3,6 +3,8 @@
 import argparse
 import importlib
 import sys
+import warnings
+from contextlib import contextmanager
 
 from .errors import DPHMError
 
@@ -30,6 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _warnings_as_lines(command: str):
+    """Show the product's warnings (a truncated recording, gaps in a capture ...) as one line
+    each: ``dphm CMD: warning: ...``."""
+    from .capture.warn import CaptureWarning
+
+    def show(message, category, *args, **kwargs):
+        print(f"dphm {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CaptureWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -37,11 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        if "device" in args:  # before any model is built
-            from . import device
+        with _warnings_as_lines(args.command):
+            if "device" in args:  # before any model is built
+                from . import device
 
-            device.use(args.device)
-        return int(args.func(args) or 0)
+                device.use(args.device)
+            return int(args.func(args) or 0)
     except DPHMError as e:
         print(f"dphm {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -191,7 +191,7 @@ def test_orbbec_without_sdk_or_device_is_one_line(recorded, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "pyorbbecsdk", None)
     assert main(["record", "--camera", "orbbec", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"dphm record: error: Orbbec cameras need pyorbbecsdk: {orbbec.HINT}"]
+    assert err == [f"dphm record: error: Orbbec camera support needs pyorbbecsdk: {orbbec.HINT}"]
     monkeypatch.setitem(sys.modules, "pyorbbecsdk", fake_orbbec(recorded, devices=0)[0])
     assert main(["track", "live:orbbec", "--out", str(tmp_path / "t.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,29 +1,11 @@
 """``dphm convert``, ``dphm simulate`` and ``dphm record``."""
 
-import sys
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..errors import DPHMError
 from .opener import CAMERAS
-from .warn import CaptureWarning
-
-
-@contextmanager
-def _warnings_as_lines(command: str):
-    """Show capture warnings as one line each: ``dphm CMD: warning: ...``."""
-
-    def show(message, category, *args, **kwargs):
-        print(f"dphm {command}: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", CaptureWarning)
-        warnings.showwarning = show
-        yield
-
 
 SOURCES_HELP = ".mkv, .bag, .db3, .r3d, a capture folder, or live:" + ", live:".join(CAMERAS)
 
@@ -50,10 +32,7 @@ def convert(args) -> int:
     from .folder import FolderWriter
     from .opener import open_source
 
-    with (
-        _warnings_as_lines("convert"),
-        open_source(args.input, color=args.color, calibration=args.calibration) as src,
-    ):
+    with open_source(args.input, color=args.color, calibration=args.calibration) as src:
         length = src.length
         frames = _frame_range(args.frames, length)
         total = len(frames) if frames is not None else length
@@ -84,10 +63,7 @@ def simulate(args) -> int:
     if args.frames is not None and args.frames < 1:
         raise DPHMError(f"--frames {args.frames}: a take needs at least one frame")
     arkit = expression_track(args.sequence, args.arkit, args.frames, args.fps)
-    with (
-        _warnings_as_lines("simulate"),
-        tqdm(total=len(arkit), unit="frame", desc="simulate") as bar,
-    ):
+    with tqdm(total=len(arkit), unit="frame", desc="simulate") as bar:
         gt = simulate(
             args.out,
             ict,
@@ -118,8 +94,7 @@ def record(args) -> int:
         bar.update(1)
 
     try:
-        with _warnings_as_lines("record"):
-            n = record(args.out, args.seconds, args.camera, args.color, progress)
+        n = record(args.out, args.seconds, args.camera, args.color, progress)
     finally:
         if bar is not None:
             bar.close()

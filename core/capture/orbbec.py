@@ -22,7 +22,7 @@ TIMEOUT_S = 5.0
 
 
 def _ob():
-    return load("pyorbbecsdk", "Orbbec cameras", HINT)
+    return load("pyorbbecsdk", "Orbbec camera support", HINT)
 
 
 def intrinsics(intr, dist=None) -> Intrinsics:
