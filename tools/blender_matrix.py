@@ -25,20 +25,30 @@ def venv_python(version: str, root: Path = VENVS) -> Path:
     return root / f"bpy-{version}" / "bin" / "python"
 
 
+def _runs(python: str, minor: str) -> bool:
+    """True when ``python`` starts and is Python ``minor`` (a pyenv shim of an inactive
+    version is on PATH but does not run)."""
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
+    try:
+        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == minor
+
+
 def find_interpreter(minor: str) -> str:
-    """python3.11 / python3.13 from PATH, else from pyenv."""
-    found = shutil.which(f"python{minor}")
-    if found:
-        return found
+    """python3.11 / python3.13 from pyenv's install, else from PATH; one that runs."""
     try:
         prefix = subprocess.run(
             ["pyenv", "prefix", minor], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         prefix = ""
-    candidate = Path(prefix) / "bin" / f"python{minor}"
-    if prefix and candidate.is_file():
-        return str(candidate)
+    candidates = [str(Path(prefix) / "bin" / f"python{minor}")] if prefix else []
+    candidates.append(shutil.which(f"python{minor}") or "")
+    for python in filter(None, candidates):
+        if _runs(python, minor):
+            return python
     sys.exit(f"blender_matrix: no python{minor} on PATH or in pyenv (pyenv install {minor})")
 
 
