@@ -56,13 +56,15 @@ def simulate(args) -> int:
     from ..data.ict import load_ict
     from .simulate import expression_track, simulate
 
+    if args.frames is not None and args.frames < 1:
+        raise DPHMError(f"--frames {args.frames}: a take needs at least one frame")
+    if args.distance is not None and not 0.1 <= args.distance <= 5.0:
+        raise DPHMError(f"--distance {args.distance}: give metres, 0.1 to 5")
+    arkit = expression_track(args.sequence, args.arkit, args.frames, args.fps)
     try:
         ict = load_ict(args.ict)
     except DPHMError as e:
         raise DPHMError(f"the simulator renders ICT-FaceKit heads and cannot find them: {e}") from e
-    if args.frames is not None and args.frames < 1:
-        raise DPHMError(f"--frames {args.frames}: a take needs at least one frame")
-    arkit = expression_track(args.sequence, args.arkit, args.frames, args.fps)
     with tqdm(total=len(arkit), unit="frame", desc="simulate") as bar:
         gt = simulate(
             args.out,
@@ -77,6 +79,10 @@ def simulate(args) -> int:
             noise=args.noise,
             noise_scale=args.noise_scale,
             dropout=args.dropout,
+            camera=args.camera,
+            roll=args.roll,
+            yaw=args.yaw,
+            distance=args.distance,
         )
     print(f"wrote {len(arkit)} frames to {args.out} (ground truth in {gt})")
     return 0
@@ -103,6 +109,7 @@ def record(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from .profiles import PROFILES
     from .sequences import NAMES
 
     p = sub.add_parser("convert", help="any depth source (file or live) to a capture folder")
@@ -132,6 +139,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise and head motion seed")
     p.add_argument("--ict", metavar="PATH", help="ICT-FaceKit .npz or FaceXModel folder")
     p.add_argument("--no-meshes", action="store_true", help="skip the per-frame OBJ files")
+    p.add_argument("--camera", choices=list(PROFILES), help="camera profile (default azure_nfov)")
+    p.add_argument("--roll", type=float, default=0.0, help="head roll, degrees (sideways: 90)")
+    p.add_argument("--yaw", type=float, default=0.0, help="head turn in degrees (profile: 90)")
+    p.add_argument("--distance", type=float, help="metres to the face (default 0.5 to 0.8)")
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("record", help="live capture to disk")

@@ -16,6 +16,10 @@ The model (all lengths in metres, theta the angle between viewing ray and surfac
   document at object borders;
 - optional random dropout of a fraction of pixels;
 - 1 mm quantisation (the sensor reports integer millimetres).
+
+Other cameras (``profiles``) swap in their own distance term, working range and, for
+structured light, quantisation in disparity steps; the incidence, edge and flying-pixel
+terms are kept for all.
 """
 
 import numpy as np
@@ -26,11 +30,13 @@ EDGE_INVALID = 0.6
 FLYING = 0.25
 
 
-def axial_sigma(z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+AZURE_SIGMA = (0.0006, 0.0019, 0.4)
+
+
+def axial_sigma(z: np.ndarray, theta: np.ndarray, sigma=AZURE_SIGMA) -> np.ndarray:
     theta = np.minimum(theta, GRAZING)
-    return (
-        0.0006 + 0.0019 * (z - 0.4) ** 2 + 0.0001 / np.sqrt(z) * theta**2 / (np.pi / 2 - theta) ** 2
-    )
+    a0, a2, z0 = sigma
+    return a0 + a2 * (z - z0) ** 2 + 0.0001 / np.sqrt(z) * theta**2 / (np.pi / 2 - theta) ** 2
 
 
 def _neighbourhood(depth: np.ndarray):
@@ -54,25 +60,28 @@ def kinect_noise(
     rng: np.random.Generator,
     dropout: float = 0.0,
     scale: float = 1.0,
+    profile=None,
 ) -> np.ndarray:
     """Noisy depth (float32 metres, whole millimetres) from clean ``depth`` and ``cos_theta``.
 
-    ``scale`` multiplies the axial noise (for robustness sweeps).
+    ``scale`` multiplies the axial noise (for robustness sweeps); ``profile`` (a
+    ``profiles.CameraProfile``, default the Azure Kinect) gives the camera's noise and range.
     """
     out = np.zeros(depth.shape, np.float32)
     rows, cols = np.nonzero((depth > 0).any(1))[0], np.nonzero((depth > 0).any(0))[0]
     if rows.size:  # work on the bounding box of the valid pixels (plus a margin)
         box = (slice(max(rows[0] - 2, 0), rows[-1] + 3), slice(max(cols[0] - 2, 0), cols[-1] + 3))
-        out[box] = _noise(depth[box], cos_theta[box], rng, dropout, scale)
+        out[box] = _noise(depth[box], cos_theta[box], rng, dropout, scale, profile)
     return out
 
 
-def _noise(depth, cos_theta, rng, dropout, scale):
+def _noise(depth, cos_theta, rng, dropout, scale, profile):
     valid = depth > 0
     out = np.zeros(depth.shape, np.float32)
     z = depth[valid].astype(np.float64)
     theta = np.arccos(np.clip(cos_theta[valid], 0.0, 1.0))
-    noisy = z + scale * axial_sigma(z, theta) * rng.standard_normal(z.size)
+    sigma = AZURE_SIGMA if profile is None else profile.sigma
+    noisy = z + scale * axial_sigma(z, theta, sigma) * rng.standard_normal(z.size)
     keep = theta <= GRAZING
     if dropout > 0:
         keep &= rng.random(z.size) >= dropout
@@ -87,4 +96,11 @@ def _noise(depth, cos_theta, rng, dropout, scale):
     flat[idx[u < EDGE_INVALID]] = 0
     gap = (hi.ravel()[fly] - depth.ravel()[fly]) + rng.exponential(0.015, fly.size)
     flat[fly] = depth.ravel()[fly] + rng.random(fly.size) * gap
+    if profile is not None:
+        lo_z, hi_z = profile.range
+        out[(out < lo_z) | (out > hi_z)] = 0  # outside the working range: no reading
+        if profile.disparity_step:  # structured light: whole steps of inverse depth
+            k = profile.disparity_step
+            hit = out > 0
+            out[hit] = 1.0 / (np.round(1.0 / (out[hit] * k)) * k)
     return np.round(out * 1000).astype(np.float32) / np.float32(1000)

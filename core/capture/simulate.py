@@ -50,12 +50,23 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return Rz @ Ry @ Rx
 
 
-def head_motion(n: int, fps: float, pivot: np.ndarray, seed: int, kind: str = "normal"):
+def head_motion(
+    n: int,
+    fps: float,
+    pivot: np.ndarray,
+    seed: int,
+    kind: str = "normal",
+    roll: float = 0.0,
+    yaw: float = 0.0,
+    distance: float | None = None,
+):
     """(R (n, 3, 3), t (n, 3)): ICT -> camera poses along a smooth seeded trajectory.
 
     ``kind`` "normal" sways slowly (about 10 degrees, 1-2 cm), "fast" turns quickly and
     widely (about 25 degrees at around 1 Hz), "none" holds the head still facing the camera.
-    The ICT point ``pivot`` (the face centre) stays 0.5 to 0.8 m from the camera.
+    The ICT point ``pivot`` (the face centre) stays 0.5 to 0.8 m from the camera, or within
+    2 cm of ``distance``. ``roll`` (degrees about the viewing axis: a phone held sideways is
+    90) and ``yaw`` (degrees, 90 is a profile) offset the whole trajectory.
     """
     rng = np.random.default_rng([seed, 1])
     amp = {
@@ -74,11 +85,14 @@ def head_motion(n: int, fps: float, pivot: np.ndarray, seed: int, kind: str = "n
         )
 
     d0 = rng.uniform(0.58, 0.72)
-    yaw, pitch, roll = (np.deg2rad(a) * wave() for a in amp[:3])
+    lo, hi = DISTANCE if distance is None else (distance - 0.04, distance + 0.04)
+    d0 = d0 if distance is None else distance
+    yaws, pitch, rolls = (np.deg2rad(a) * wave() for a in amp[:3])
+    yaws, rolls = yaws + math.radians(yaw), rolls + math.radians(roll)
     tx, ty, tz = amp[3] * wave(), amp[3] * wave(), d0 + amp[4] * wave()
-    tz = np.clip(tz, DISTANCE[0] + 0.02, DISTANCE[1] - 0.02)
+    tz = np.clip(tz, lo + 0.02, hi - 0.02)
     R = np.stack(
-        [_rotation(a, b, c) @ ICT_TO_CAMERA for a, b, c in zip(yaw, pitch, roll, strict=True)]
+        [_rotation(a, b, c) @ ICT_TO_CAMERA for a, b, c in zip(yaws, pitch, rolls, strict=True)]
     )
     t = np.stack([tx, ty, tz], 1) - R @ pivot
     return R, t
@@ -107,6 +121,7 @@ class HeadSimulator:
         noise_scale: float = 1.0,
         dropout: float = 0.0,
         seed: int = 0,
+        profile=None,
     ):
         if noise not in ("kinect", "none"):
             raise DPHMError(f"unknown noise model {noise!r} (kinect or none)")
@@ -119,7 +134,8 @@ class HeadSimulator:
         self.arkit_to_ict = arkit_to_ict_matrix(ict.expression_names)
         self.triangles = ict.skin_triangles
         self.pivot = self.base[NARROW_FACE[0] : NARROW_FACE[1]].mean(0)
-        self.intrinsics = intrinsics
+        self.profile = profile  # a profiles.CameraProfile: its intrinsics, range and noise
+        self.intrinsics = profile.intrinsics if profile is not None else intrinsics
         self.noise, self.noise_scale, self.dropout, self.seed = noise, noise_scale, dropout, seed
 
     def vertices(self, arkit: np.ndarray) -> np.ndarray:
@@ -134,7 +150,7 @@ class HeadSimulator:
         clean, _, cos = rasterize(v, self.triangles, self.intrinsics, cull_back=True)
         rng = np.random.default_rng([self.seed, index, 2])
         if self.noise == "kinect":
-            depth = kinect_noise(clean, cos, rng, self.dropout, self.noise_scale)
+            depth = kinect_noise(clean, cos, rng, self.dropout, self.noise_scale, self.profile)
         else:
             depth = np.round(clean * 1000).astype(np.float32) / np.float32(1000)
         ir = np.zeros(depth.shape, np.float32)  # active IR: albedo * cos / z^2
@@ -219,18 +235,29 @@ def simulate(
     motion: str = "normal",
     meshes: bool = True,
     progress=None,
+    camera: str | None = None,
+    roll: float = 0.0,
+    yaw: float = 0.0,
+    distance: float | None = None,
     **noise,
 ) -> Path:
     """Write a simulated take to ``out``: a capture folder, or an Azure Kinect ``.mkv`` with
-    ``<stem>_ground_truth/`` beside it. Returns the ground truth folder."""
+    ``<stem>_ground_truth/`` beside it. Returns the ground truth folder. ``camera`` names a
+    ``profiles`` entry (default: the Azure Kinect); ``roll``, ``yaw`` and ``distance`` as in
+    ``head_motion``."""
     from . import k4a_calibration
     from .folder import FolderWriter
     from .mkv_write import KinectWriter
+    from .profiles import get_profile
 
     out = Path(out)
-    sim = HeadSimulator(ict, identity_seed, seed=seed, **noise)
-    R, t = head_motion(len(arkit), fps, sim.pivot, seed, motion)
+    profile = get_profile(camera) if camera else None
+    sim = HeadSimulator(ict, identity_seed, seed=seed, profile=profile, **noise)
+    R, t = head_motion(len(arkit), fps, sim.pivot, seed, motion, roll, yaw, distance)
     if out.suffix.lower() == ".mkv":
+        if profile is not None and profile.name not in ("azure_nfov", "azure_wfov"):
+            raise DPHMError(f"{out}: only Azure Kinect profiles are written as .mkv; "
+                            "give a folder for other cameras")  # fmt: skip
         gt = out.with_name(out.stem + "_ground_truth")
         writer = KinectWriter(
             out, k4a_calibration.synthetic(sim.intrinsics), sim.intrinsics, fps, seed=seed
@@ -259,6 +286,10 @@ def simulate(
             "fps": fps,
             "ict": ict.source,
             "noise": {"model": sim.noise, "scale": sim.noise_scale, "dropout": sim.dropout},
+            "camera": profile.name if profile else "azure_nfov",
+            "roll": roll,
+            "yaw": yaw,
+            "distance": distance,
         }
     )
     return gt

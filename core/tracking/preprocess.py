@@ -2,10 +2,13 @@
 
 Rays come from the intrinsics with the lens distortion undone (OpenCV rational model).
 The head is the nearest connected blob of plausible size (depth jumps over ``JUMP``
-split blobs) with some depth relief; behind its front it is cut at ``HEAD_DEPTH``, below its top at
-``HEAD_HEIGHT`` (neck and shoulders) and sideways at ``HEAD_HALF_WIDTH``. Normals come
-from a bilaterally filtered depth map. A frame without such a blob is returned with
-``found`` False and the reason.
+split blobs) with some depth relief. Nothing assumes the head is upright in the image (a
+phone is held either way) or alone (bodies, hair): the blob is cut to a ball of
+``HEAD_RADIUS`` around a centre ``CENTRE_DEPTH`` behind the middle of its front
+(``FRONT_SLAB`` deep: the face, from any side), which keeps the head and drops shoulders
+and chest; its size is checked along its own principal axes. Normals come from a
+bilaterally filtered depth map. A frame without such a blob is returned with ``found``
+False and the reason.
 """
 
 from dataclasses import dataclass
@@ -14,14 +17,15 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-RANGE = (0.25, 1.6)  # metres from the camera
+RANGE = (0.12, 1.6)  # metres from the camera (a phone's TrueDepth sees faces from 0.2 m)
 JUMP = 0.015  # metres between neighbouring pixels: a blob boundary
-HEAD_DEPTH = 0.16
-HEAD_HEIGHT = 0.25
-HEAD_HALF_WIDTH = 0.12
-WIDTH_RANGE = (0.10, 0.30)  # plausible head width and height, metres
-HEIGHT_RANGE = (0.12, 0.40)
-RELIEF_MIN = 0.03  # metres of depth relief: a head is round, a wall is not
+FRONT_SLAB = 0.04  # metres behind the nearest point that make up the front
+CENTRE_DEPTH = 0.085  # the head's centre behind the middle of its front, metres
+HEAD_RADIUS = 0.155  # metres around that centre that are head (and some neck)
+MINOR_RANGE = (0.10, 0.30)  # plausible extents along the head's image axes, metres
+MAJOR_RANGE = (0.12, 0.40)
+RELIEF_MIN = 0.012  # metres off the blob's best plane (95th percentile): a head is round,
+# a wall is not, seen straight or at a slant
 MIN_POINTS = 300
 
 
@@ -106,15 +110,40 @@ def _blobs(depth):
     return ndimage.label(valid & ~edge)
 
 
-def _crop(xyz):
-    """Mask of head points within one blob's points (N, 3): behind the front, below the
-    top and sideways are trimmed."""
+def head_centre(xyz) -> np.ndarray:
+    """The head's centre from its points (N, 3): behind the middle of the front."""
     z_front = np.percentile(xyz[:, 2], 2)
-    keep = xyz[:, 2] < z_front + HEAD_DEPTH
-    y_top = np.percentile(xyz[keep, 1], 1)
-    keep &= xyz[:, 1] < y_top + HEAD_HEIGHT
-    x_mid = np.median(xyz[keep, 0])
-    return keep & (np.abs(xyz[:, 0] - x_mid) < HEAD_HALF_WIDTH)
+    front = xyz[xyz[:, 2] < z_front + FRONT_SLAB]
+    centre = np.median(front, 0)
+    return centre + CENTRE_DEPTH * centre / np.linalg.norm(centre)  # along the viewing ray
+
+
+def _crop(xyz):
+    """Mask of head points within one blob's points (N, 3): a ball around the head's
+    centre, twice (the second centre from the first ball's points)."""
+    keep = np.linalg.norm(xyz - head_centre(xyz), axis=1) < HEAD_RADIUS
+    if keep.sum() < MIN_POINTS:
+        return keep
+    return np.linalg.norm(xyz - head_centre(xyz[keep]), axis=1) < HEAD_RADIUS
+
+
+def relief(pts) -> float:
+    """How far the points stand off their best-fitting plane (95th percentile, metres)."""
+    sub = pts[:: max(1, len(pts) // 2000)]
+    centred = sub - sub.mean(0)
+    normal = np.linalg.svd(centred, full_matrices=False)[2][-1]
+    return float(np.percentile(np.abs(centred @ normal), 95))
+
+
+def image_axes(pts) -> tuple[np.ndarray, np.ndarray]:
+    """(extents (major, minor) in metres, major axis (2,) in the image plane) of the points'
+    x, y: the head's own axes, whatever its roll."""
+    xy = pts[:, :2] - pts[:, :2].mean(0)
+    w, v = np.linalg.eigh(np.cov(xy.T))
+    axes = v[:, ::-1]  # major first
+    proj = xy @ axes
+    ext = np.ptp(np.percentile(proj, [2, 98], axis=0), axis=0)
+    return ext, axes[:, 0]
 
 
 def segment_head(frame, max_points=None, seed=0) -> Observation:
@@ -143,15 +172,14 @@ def segment_head(frame, max_points=None, seed=0) -> Observation:
         if keep.sum() < MIN_POINTS:
             continue
         pts = xyz[keep]
-        width = np.ptp(np.percentile(pts[:, 0], [2, 98]))
-        height = np.ptp(np.percentile(pts[:, 1], [2, 98]))
-        if not (WIDTH_RANGE[0] <= width <= WIDTH_RANGE[1]):
-            reason = f"nearest blob is {width * 100:.0f} cm wide, not a head"
+        (major, minor), _ = image_axes(pts)
+        if not (MINOR_RANGE[0] <= minor <= MINOR_RANGE[1]):
+            reason = f"nearest blob is {minor * 100:.0f} cm across, not a head"
             continue
-        if not (HEIGHT_RANGE[0] <= height <= HEIGHT_RANGE[1]):
-            reason = f"nearest blob is {height * 100:.0f} cm tall, not a head"
+        if not (MAJOR_RANGE[0] <= major <= MAJOR_RANGE[1]):
+            reason = f"nearest blob is {major * 100:.0f} cm long, not a head"
             continue
-        if np.ptp(np.percentile(pts[:, 2], [5, 95])) < RELIEF_MIN:
+        if relief(pts) < RELIEF_MIN:
             reason = "nearest blob is flat, not a head"
             continue
         vv, uu = vv[keep], uu[keep]

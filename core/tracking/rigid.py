@@ -1,11 +1,13 @@
 """Rigid initialisation: the head's pose from its points, no landmarks and no clicks.
 
 The template is the model's mean head (canonical SDF of the mean identity code, meshed
-once, cut below the top as the segmentation cuts the neck). A coarse search over yaw and
-pitch of a face looking at the camera runs a few trimmed ICP steps from
-each start (point-to-plane); the best start is refined. The pose maps canonical to camera:
-x_cam = s R x_can + t with s = ``SCALE`` (canonical units are 0.2 m; the canonical centre
-offset is folded into t).
+once, cut below the top in its own frame, as far down as segmented heads reach). A coarse
+search runs a few trimmed ICP steps (point-to-plane) from each start and refines the best.
+The starts cover yaw from profile to profile and pitch, at the rolls the head's image axes
+allow: its long axis either way up (a phone is held either way), and across it too when
+the head looks round (a profile, a face seen from below). The pose maps canonical to
+camera: x_cam = s R x_can + t with s = ``SCALE`` (canonical units are 0.2 m; the canonical
+centre offset is folded into t).
 """
 
 from dataclasses import dataclass
@@ -15,11 +17,13 @@ from scipy.spatial import cKDTree
 
 from ..capture.simulate import ICT_TO_CAMERA
 from ..data.corpus import CANONICAL_SCALE
-from .preprocess import HEAD_HEIGHT
+from .preprocess import image_axes
 
 SCALE = CANONICAL_SCALE
-YAWS = np.deg2rad([-50, -25, 0, 25, 50])
+YAWS = np.deg2rad([-80, -50, -25, 0, 25, 50, 80])
 PITCHES = np.deg2rad([-20, 0, 20])
+ROUND = 1.2  # major / minor image extent under which the head's roll is ambiguous
+TEMPLATE_HEIGHT = 0.25  # metres of the mean head below its top that the template keeps
 TRIM = 0.8  # share of closest pairs each ICP step uses
 
 
@@ -35,16 +39,30 @@ def mean_head(model, z_id, resolution=64) -> Template:
 
     v, f = largest_component(*mesh_sdf(model.sdf_fn(z_id), resolution=resolution))
     n = vertex_normals(v, f).astype(np.float32)
-    keep = v[:, 1] > v[:, 1].max() - HEAD_HEIGHT / SCALE  # the part segmentation keeps
+    keep = v[:, 1] > v[:, 1].max() - TEMPLATE_HEIGHT / SCALE  # head and some neck
     return Template(v[keep], n[keep])
 
 
-def rotation(yaw: float, pitch: float) -> np.ndarray:
-    """Canonical -> camera rotation of a face turned by yaw (about up) and pitch."""
+def rotation(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
+    """Canonical -> camera rotation of a face turned by yaw (about up) and pitch, then
+    rolled about the viewing axis (positive turns the head's top towards the image's +x)."""
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    cr, sr = np.cos(roll), np.sin(roll)
     ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
     rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    return ry @ rx @ ICT_TO_CAMERA
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return rz @ ry @ rx @ ICT_TO_CAMERA
+
+
+def rolls(points) -> list[float]:
+    """The rolls a head's image axes allow (radians): along its long axis either way up,
+    and across it when it looks round."""
+    (major, minor), axis = image_axes(points)
+    up = np.arctan2(axis[0], -axis[1])  # roll that turns image-up (-y) onto the axis
+    out = [up, up + np.pi]
+    if major < ROUND * minor:
+        out += [up + np.pi / 2, up - np.pi / 2]
+    return out
 
 
 def _rodrigues(w: np.ndarray) -> np.ndarray:
@@ -82,13 +100,14 @@ def initial_pose(points, template: Template, n=800, seed=0):
     rng = np.random.default_rng(seed)
     pts = points[rng.choice(len(points), min(n, len(points)), replace=False)]
     best = None
-    for yaw in YAWS:
-        for pitch in PITCHES:
-            R = rotation(yaw, pitch)
-            front = (template.normals @ R.T)[:, 2] < -0.3
-            centre = template.vertices[front].mean(0)
-            t = np.median(pts, 0) - SCALE * R @ centre
-            cand = icp(pts, template, R, t, iters=6)
-            if best is None or cand[2] < best[2]:
-                best = cand
+    for roll in rolls(points):
+        for yaw in YAWS:
+            for pitch in PITCHES:
+                R = rotation(yaw, pitch, roll)
+                front = (template.normals @ R.T)[:, 2] < -0.3
+                centre = template.vertices[front].mean(0)
+                t = np.median(pts, 0) - SCALE * R @ centre
+                cand = icp(pts, template, R, t, iters=6)
+                if best is None or cand[2] < best[2]:
+                    best = cand
     return icp(points, template, best[0], best[1], iters=15)

@@ -29,6 +29,7 @@ HEAD_RESIDUAL_MM = 4.5  # rigid fit median residual above which a blob is not a 
 LOST_MM = 4.0  # fit error above which the next frame restarts from the rigid search
 VELOCITY = 0.5  # share of the last frame's motion that the next frame's start continues
 FIRST_STEPS = 3  # a frame started from the rigid search gets this many times the steps
+MAX_GAP_S = 0.5  # frames further apart than this share no pose: the next one starts afresh
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Tracker:
         self.z_id = self.cond_id = None  # cond_id: the model's conditioning of z_id
         self.history: list[State] = []
         self.lost = True
+        self.last_time = 0.0
         with self.timed("template"):
             self.template = rigid.mean_head(model, content["codebooks"]["id"].mean(0))
 
@@ -158,6 +160,9 @@ class Tracker:
         if not obs.found:
             return self._flagged(obs, obs.reason)
         steps = self.preset.encoder_steps if self.encoder else self.preset.steps
+        if self.history and abs(obs.timestamp - self.last_time) > MAX_GAP_S:
+            self.lost = True  # a head turns a long way in half a second: no prediction
+        self.last_time = obs.timestamp
         if self.lost or not self.history:
             init, before, steps = self.rigid_init(obs), None, FIRST_STEPS * steps
             if init is None:
