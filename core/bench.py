@@ -21,6 +21,7 @@ SUITES = {
     "capture": ".capture.bench",
     "tracking": ".tracking.bench",
     "blender": ".blender_bench",
+    "wild": ".tracking.wild_bench",
 }
 
 

@@ -12,6 +12,8 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from ..core.capture.profiles import DEFAULT as DEFAULT_PROFILE
+from ..core.capture.profiles import PROFILES
 from ..core.capture.sequences import NAMES
 
 # Blender 4.5+ warns on "//" paths unless the property says it takes them.
@@ -56,6 +58,21 @@ class DPHM_SceneSettings(PropertyGroup):
         name="Sequence", items=[(n, n.title(), f"ARKit sequence '{n}'") for n in NAMES]
     )
     sim_frames: IntProperty(name="Frames", default=60, min=2, max=3000)
+    sim_camera: EnumProperty(
+        name="Camera",
+        description="The depth camera the simulated performer is seen by",
+        items=[(p.name, p.label, f"{p.width}x{p.height}, {p.range[0]}-{p.range[1]} m")
+               for p in PROFILES.values()],
+        default=DEFAULT_PROFILE,
+    )  # fmt: skip
+    sim_roll: FloatProperty(
+        name="Roll", description="Head roll in degrees (a phone held sideways: 90)",
+        default=0.0, min=-180.0, max=180.0,
+    )  # fmt: skip
+    sim_distance: FloatProperty(
+        name="Distance", description="Metres from the camera to the face (0: 0.5 to 0.8 m)",
+        default=0.0, min=0.0, max=4.0, unit="LENGTH",
+    )  # fmt: skip
     preview_points: IntProperty(
         name="Preview points",
         description="Depth points shown per frame",

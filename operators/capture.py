@@ -74,6 +74,9 @@ class DPHM_OT_capture_preview(StreamingOperator, Operator):
                 identity_seed=s.sim_identity,
                 sequence=s.sim_sequence,
                 frames=s.sim_frames,
+                camera=s.sim_camera,
+                roll=s.sim_roll,
+                distance=s.sim_distance or None,
             )
         return self._cache(context, source_input(s))
 

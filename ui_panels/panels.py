@@ -30,6 +30,10 @@ class DPHM_PT_capture(_DPHMPanel, Panel):
             col.prop(s, "sim_sequence")
             col.prop(s, "sim_identity")
             col.prop(s, "sim_frames")
+            col.prop(s, "sim_camera")
+            row = col.row(align=True)
+            row.prop(s, "sim_roll")
+            row.prop(s, "sim_distance")
         layout.prop(s, "preview_points")
         row = layout.row(align=True)
         if streams.any_running():

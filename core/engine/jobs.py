@@ -130,8 +130,12 @@ def simulate(
     noise="kinect",
     motion="normal",
     seed=0,
+    camera=None,
+    roll=0.0,
+    distance=None,
 ) -> dict:
-    """A simulated Azure Kinect take of an ICT-FaceKit performer (capture folder or .mkv)."""
+    """A simulated take of an ICT-FaceKit performer (capture folder or .mkv) seen by a
+    ``capture.profiles`` camera (default the Azure Kinect), rolled and at a distance."""
     from ..capture.simulate import expression_track
     from ..capture.simulate import simulate as run
     from ..data.ict import load_ict
@@ -147,7 +151,8 @@ def simulate(
         done.append(1)
         ctx.progress(len(done), len(arkit), "simulate")
 
-    gt = run(out, ict, arkit, identity_seed, seed, 30.0, motion, False, step, noise=noise)
+    gt = run(out, ict, arkit, identity_seed, seed, 30.0, motion, False, step, camera=camera,
+             roll=roll, distance=distance, noise=noise)  # fmt: skip
     return {"path": str(out), "ground_truth": str(gt), "frames": len(arkit)}
 
 

@@ -104,7 +104,8 @@ def evaluate(pred_meshes, sims, arkit, ict, topo):
     return out
 
 
-def run_dphm(model, content, preset, prior, sims, encoder, drop=0.0):
+def run_dphm(model, content, preset, prior, sims, encoder, drop=0.0, arrays_too=False):
+    """(meshes of every EVAL_STRIDE-th frame, ARKit weights, timings[, the take's arrays])."""
     only = preset.encoder_steps == 0
     tracker = SparseTracker(
         model, content, preset, prior, encoder=encoder, drop=drop, guess_only=only
@@ -119,14 +120,11 @@ def run_dphm(model, content, preset, prior, sims, encoder, drop=0.0):
         v, f = largest_component(*mesh_sdf(fn, resolution=EVAL_RESOLUTION))
         meshes.append((i, (arrays["s"][i] * v @ arrays["R"][i].T + arrays["t"][i], f)))
     timing = {f"ms_{k}": 1000 * v / len(sims) for k, v in tracker.timings.items()}
+    timing = {"fps": len(sims) / per_frame, "fps_overall": len(sims) / total, **timing}
     return (
-        meshes,
-        arrays["arkit"],
-        {
-            "fps": len(sims) / per_frame,
-            "fps_overall": len(sims) / total,
-            **timing,
-        },
+        (meshes, arrays["arkit"], timing, arrays)
+        if arrays_too
+        else (meshes, arrays["arkit"], timing)
     )
 
 
