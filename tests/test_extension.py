@@ -169,6 +169,7 @@ def test_build_leaves_out_tests_caches_and_training_weights(tmp_path):
         symlinks=True,
         ignore=shutil.ignore_patterns(
             ".venv",
+            ".venvs",
             ".git",
             "dist",
             "build",
