@@ -5,6 +5,16 @@ from bpy.types import Panel
 from ..dphm_blender import engine, streams
 
 
+def _switched_row(layout, s, switch, *props, label=False):
+    """A checkbox and the settings it switches on, greyed out while it is off."""
+    row = layout.row(align=True)
+    row.prop(s, switch, **({} if label else {"text": ""}))
+    sub = row.row(align=True)
+    sub.active = getattr(s, switch)
+    for name in props:
+        sub.prop(s, name, **({"text": ""} if label else {}))
+
+
 class _DPHMPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -55,18 +65,8 @@ class DPHM_PT_track(_DPHMPanel, Panel):
         s, layout = context.scene.dphm, self.layout
         layout.prop(s, "quality")
         layout.prop(s, "prior_strength", slider=True)
-        row = layout.row(align=True)
-        row.prop(s, "use_range", text="")
-        sub = row.row(align=True)
-        sub.active = s.use_range
-        sub.prop(s, "range_start")
-        sub.prop(s, "range_end")
-        row = layout.row(align=True)
-        row.prop(s, "use_neutral", text="")
-        sub = row.row(align=True)
-        sub.active = s.use_neutral
-        sub.prop(s, "neutral_start")
-        sub.prop(s, "neutral_end")
+        _switched_row(layout, s, "use_range", "range_start", "range_end")
+        _switched_row(layout, s, "use_neutral", "neutral_start", "neutral_end")
         layout.prop(s, "arkit_gains")
         if streams.is_running("dphm.track"):
             layout.operator("dphm.stop_live", text="Stop tracking", icon="SNAP_FACE")
@@ -88,12 +88,7 @@ class DPHM_PT_bake(_DPHMPanel, Panel):
         col.prop(s, "resolution")
         col.prop(s, "alembic_resolution")
         layout.prop(s, "motion")
-        row = layout.row(align=True)
-        row.prop(s, "smooth_arkit")
-        sub = row.row(align=True)
-        sub.active = s.smooth_arkit
-        sub.prop(s, "smooth_min_cutoff", text="")
-        sub.prop(s, "smooth_beta", text="")
+        _switched_row(layout, s, "smooth_arkit", "smooth_min_cutoff", "smooth_beta", label=True)
         col = layout.column(align=True)
         for kind, label, icon in (
             ("SHAPE_KEYS", "Shape keys", "SHAPEKEY_DATA"),
