@@ -54,13 +54,13 @@ def _rotation_errors(take_R, truth_R):
 @needs_ict
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "camera,roll,distance",
-    [("azure_nfov", 90.0, None), ("azure_nfov", 180.0, None), ("truedepth_320", 0.0, 0.25),
-     ("truedepth_640", -90.0, 0.3)],  # fmt: skip
+    "camera,roll,distance,extras",
+    [("azure_nfov", 90.0, None, False), ("azure_nfov", 180.0, None, False),
+     ("truedepth_320", 0.0, 0.25, False), ("truedepth_640", -90.0, 0.3, True)],  # fmt: skip
 )
-def test_rolled_and_near_heads_are_found_and_posed(ict, tmp_path, camera, roll, distance):  # noqa: F811
-    """A phone held sideways or upside down, a face 25 cm from a TrueDepth: every frame is a
-    head and the pose is right (before: no head in any frame)."""
+def test_rolled_and_near_heads_are_found_and_posed(ict, tmp_path, camera, roll, distance, extras):  # noqa: F811, E501
+    """A phone held sideways or upside down, a face 25 cm from a TrueDepth, a body and hair
+    in view: every frame is a head and the pose is right (before: no head in any frame)."""
     from dphm.core.capture.folder import CaptureFolder
     from dphm.core.capture.simulate import expression_track, simulate
     from dphm.core.model.head import load_head
@@ -70,7 +70,7 @@ def test_rolled_and_near_heads_are_found_and_posed(ict, tmp_path, camera, roll, 
     out = tmp_path / "cap"
     arkit = expression_track("talking", None, 8, 30.0)
     simulate(out, ict, arkit, identity_seed=3, meshes=False, camera=camera, roll=roll,
-             distance=distance)  # fmt: skip
+             distance=distance, body=extras, hair=extras)  # fmt: skip
     model, content = load_head()
     results, arrays = track(Tracker(model, content, get_preset("preview")), CaptureFolder(out))
     assert all(r.found for r in results)
@@ -136,3 +136,20 @@ def test_wild_bench_pose_errors_and_correlations():
     w[5:8, [0, 7]] = 1.0  # a blink on both eyes
     corr = wild_bench.correlations(w * 0.8 + 0.1, w)
     assert corr["corr_eyeBlink"] == pytest.approx(1.0) and np.isnan(corr["corr_mouthSmile"])
+
+
+@needs_ict
+def test_body_and_hair_are_seen_but_not_ground_truth(ict):  # noqa: F811
+    from dphm.core.capture.simulate import extras
+
+    plain = HeadSimulator(ict, noise="none")
+    full = HeadSimulator(ict, noise="none", body=True, hair=True)
+    R, t = head_motion(1, 30, plain.pivot, 0, "none")
+    a, b = plain.frame(0, np.zeros(52), R[0], t[0]), full.frame(0, np.zeros(52), R[0], t[0])
+    rows_a, rows_b = np.nonzero(a.frame.depth)[0], np.nonzero(b.frame.depth)[0]
+    assert rows_b.max() > rows_a.max() + 50  # the torso reaches further down the image
+    assert rows_b.min() < rows_a.min()  # hair stands above the crown
+    assert np.array_equal(a.vertices, b.vertices)  # ground truth is the head alone
+    v, _ = extras(False, True)
+    assert v[:, 2].max() < 0.13  # hair leaves the face bare
+    assert extras(False, False)[0].shape == (0, 3)

@@ -83,6 +83,8 @@ def simulate(args) -> int:
             roll=args.roll,
             yaw=args.yaw,
             distance=args.distance,
+            body=args.body,
+            hair=args.hair,
         )
     print(f"wrote {len(arkit)} frames to {args.out} (ground truth in {gt})")
     return 0
@@ -143,6 +145,8 @@ def add_parser(sub) -> None:
     p.add_argument("--roll", type=float, default=0.0, help="head roll, degrees (sideways: 90)")
     p.add_argument("--yaw", type=float, default=0.0, help="head turn in degrees (profile: 90)")
     p.add_argument("--distance", type=float, help="metres to the face (default 0.5 to 0.8)")
+    p.add_argument("--body", action="store_true", help="a torso and shoulders under the head")
+    p.add_argument("--hair", action="store_true", help="a hair volume over the crown and back")
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("record", help="live capture to disk")

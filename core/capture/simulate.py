@@ -98,6 +98,47 @@ def head_motion(
     return R, t
 
 
+# Volumes that come with real heads, in ICT metres (x left, y up, z out of the face): an
+# ellipsoid torso with shoulders under the neck (which ends at y = -0.19), and hair as a
+# shell 1-2 cm off the skull over the crown and the back (the face is left bare).
+TORSO = ((0.0, -0.40, -0.05), (0.21, 0.23, 0.12))
+HAIR = ((0.0, 0.025, -0.01), (0.108, 0.138, 0.128))
+
+
+def ellipsoid(centre, radii, n_lat=24, n_lon=48):
+    """(vertices, triangles) of an ellipsoid, wound like ICT's skin (outward)."""
+    lat = np.linspace(0, np.pi, n_lat + 1)
+    lon = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    unit = np.stack([np.sin(la) * np.cos(lo), np.cos(la), np.sin(la) * np.sin(lo)], -1)
+    v = (unit * np.asarray(radii) + np.asarray(centre)).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(n_lat), np.arange(n_lon), indexing="ij")
+    a, b = i * n_lon + j, i * n_lon + (j + 1) % n_lon
+    c, d = a + n_lon, b + n_lon
+    tri = np.concatenate([np.stack([a, b, c], -1), np.stack([b, d, c], -1)]).reshape(-1, 3)
+    return v.astype(np.float32), tri
+
+
+def extras(body: bool, hair: bool):
+    """(vertices, triangles) in ICT metres of the torso and hair asked for (may be empty)."""
+    parts = []
+    if body:
+        parts.append(ellipsoid(*TORSO))
+    if hair:
+        v, t = ellipsoid(*HAIR)
+        keep = (v[:, 1] > 0.07) | (v[:, 2] < -0.02)  # crown and back, never the face
+        t = t[keep[t].all(1)]
+        parts.append((v, t))
+    verts, tris, n = [], [], 0
+    for v, t in parts:
+        verts.append(v)
+        tris.append(t + n)
+        n += len(v)
+    if not parts:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)
+    return np.concatenate(verts), np.concatenate(tris)
+
+
 @dataclass
 class SimFrame:
     frame: DepthFrame
@@ -122,6 +163,8 @@ class HeadSimulator:
         dropout: float = 0.0,
         seed: int = 0,
         profile=None,
+        body: bool = False,
+        hair: bool = False,
     ):
         if noise not in ("kinect", "none"):
             raise DPHMError(f"unknown noise model {noise!r} (kinect or none)")
@@ -135,6 +178,9 @@ class HeadSimulator:
         self.triangles = ict.skin_triangles
         self.pivot = self.base[NARROW_FACE[0] : NARROW_FACE[1]].mean(0)
         self.profile = profile  # a profiles.CameraProfile: its intrinsics, range and noise
+        # torso and hair move with the head (a real torso turns less); ground truth is the head
+        self.extra_vertices, extra_tris = extras(body, hair)
+        self.extra_triangles = extra_tris + len(self.base)
         self.intrinsics = profile.intrinsics if profile is not None else intrinsics
         self.noise, self.noise_scale, self.dropout, self.seed = noise, noise_scale, dropout, seed
 
@@ -147,7 +193,12 @@ class HeadSimulator:
         self, index: int, arkit: np.ndarray, R: np.ndarray, t: np.ndarray, fps: float = 30.0
     ) -> SimFrame:
         v = place(self.vertices(arkit), R, t)
-        clean, _, cos = rasterize(v, self.triangles, self.intrinsics, cull_back=True)
+        if len(self.extra_vertices):
+            scene = np.concatenate([v, place(self.extra_vertices, R, t)])
+            tris = np.concatenate([self.triangles, self.extra_triangles])
+        else:
+            scene, tris = v, self.triangles
+        clean, _, cos = rasterize(scene, tris, self.intrinsics, cull_back=True)
         rng = np.random.default_rng([self.seed, index, 2])
         if self.noise == "kinect":
             depth = kinect_noise(clean, cos, rng, self.dropout, self.noise_scale, self.profile)
@@ -239,12 +290,15 @@ def simulate(
     roll: float = 0.0,
     yaw: float = 0.0,
     distance: float | None = None,
+    body: bool = False,
+    hair: bool = False,
     **noise,
 ) -> Path:
     """Write a simulated take to ``out``: a capture folder, or an Azure Kinect ``.mkv`` with
     ``<stem>_ground_truth/`` beside it. Returns the ground truth folder. ``camera`` names a
     ``profiles`` entry (default: the Azure Kinect); ``roll``, ``yaw`` and ``distance`` as in
-    ``head_motion``."""
+    ``head_motion``; ``body`` and ``hair`` add a torso and a hair volume to what the camera
+    sees (not to the ground truth)."""
     from . import k4a_calibration
     from .folder import FolderWriter
     from .mkv_write import KinectWriter
@@ -252,7 +306,8 @@ def simulate(
 
     out = Path(out)
     profile = get_profile(camera) if camera else None
-    sim = HeadSimulator(ict, identity_seed, seed=seed, profile=profile, **noise)
+    sim = HeadSimulator(ict, identity_seed, seed=seed, profile=profile, body=body, hair=hair,
+                        **noise)  # fmt: skip
     R, t = head_motion(len(arkit), fps, sim.pivot, seed, motion, roll, yaw, distance)
     if out.suffix.lower() == ".mkv":
         if profile is not None and profile.name not in ("azure_nfov", "azure_wfov"):
@@ -290,6 +345,8 @@ def simulate(
             "roll": roll,
             "yaw": yaw,
             "distance": distance,
+            "body": body,
+            "hair": hair,
         }
     )
     return gt

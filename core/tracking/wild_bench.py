@@ -3,12 +3,13 @@
 Each case is a held-out ICT identity performing a held-out sequence through a camera
 profile (``capture.profiles``) at a roll, yaw and distance: upright and rolled 45 / 90 /
 180 degrees before an Azure Kinect, in profile, a TrueDepth at 0.25 and 0.3 m (rolled),
-a Kinect v1 at 0.9 m, a RealSense D435 and a Femto Bolt. Columns: frames found (%),
+a Kinect v1 at 0.9 m, a RealSense D435 and a Femto Bolt, and with a torso and hair
+(Kinect, and a TrueDepth rolled 90 degrees). Columns: frames found (%),
 median rotation error (degrees) and translation error (mm, of the face centre) of the
 pose, face Chamfer-L1 (mm) and F@1mm of every ``EVAL_STRIDE``-th frame, ARKit MAE, the
 correlation of eyeBlink / browInnerUp / mouthSmile (left and right averaged) with the
 truth, and fps. Row ``dphm`` is depth only; a ``dphm_color`` row needs the colour stream,
-which the simulator does not render yet. Bodies, hair and occluders are not simulated yet.
+which the simulator does not render yet. Occluders are not simulated yet.
 """
 
 import numpy as np
@@ -32,7 +33,7 @@ TARGETS = {
     "rot_err_deg": ("<=", 2.0),
     "fps": (">=", 10.0),
 }
-# case: (camera profile, roll, yaw, distance or None for 0.5-0.8 m)
+# case: (camera profile, roll, yaw, distance or None for 0.5-0.8 m[, torso and hair])
 CASES = {
     "upright": ("azure_nfov", 0, 0, None),
     "roll45": ("azure_nfov", 45, 0, None),
@@ -44,15 +45,19 @@ CASES = {
     "kinect_v1_0.9m": ("kinect_v1", 0, 0, 0.9),
     "d435_0.4m": ("realsense_d435", -90, 0, 0.4),
     "femto_bolt": ("femto_bolt", 0, 0, 0.6),
+    "body_hair": ("azure_nfov", 0, 0, None, True),
+    "truedepth_body_hair_roll90": ("truedepth_640", 90, 0, 0.35, True),
 }
 SEQUENCE = "fast"  # blinks, brows, smiles and jaw within 1.3 s (no sequence is trained on)
 SHAPES = ("eyeBlink", "browInnerUp", "mouthSmile")
 EVAL_STRIDE = 5
 
 
-def make_case(ict, index, camera, roll, yaw, distance, frames):
+def make_case(ict, index, camera, roll, yaw, distance, extras=False, *, frames):
     """(simulated frames, the ICT point the motion keeps at ``distance``)."""
-    sim = HeadSimulator(ict, seed=100 + index, profile=get_profile(camera))
+    sim = HeadSimulator(
+        ict, seed=100 + index, profile=get_profile(camera), body=extras, hair=extras
+    )
     sim.identity = corpus.identity_weights("heldout", index + 1, len(ict.identity_deltas))[index]
     sim.base = ict.head(sim.identity)
     R, t = head_motion(frames, 30, sim.pivot, 100 + index, "normal", roll, yaw, distance)
@@ -92,8 +97,8 @@ def run(args) -> list[dict]:
     topo = topology(ict)
     frames = 20 if quick else 40
     rows = []
-    for index, (case, (camera, roll, yaw, distance)) in enumerate(CASES.items()):
-        sims, pivot = make_case(ict, index, camera, roll, yaw, distance, frames)
+    for index, (case, (camera, *condition)) in enumerate(CASES.items()):
+        sims, pivot = make_case(ict, index, camera, *condition, frames=frames)
         row = {"method": "dphm", "case": case, "camera": camera}
         try:
             meshes, arkit, timing, arrays = run_dphm(
