@@ -28,8 +28,7 @@ class DPHM_OT_check_setup(Operator):
 
     @classmethod
     def poll(cls, context):
-        busy = engine_check.checks.running() or engine_setup.setups.running()
-        return preferences(context) is not None and not busy
+        return preferences(context) is not None and not _busy()
 
     def _start(self, context):
         python = engine_python(preferences(context))
@@ -104,7 +103,7 @@ class DPHM_OT_setup_engine(Operator):
     def poll(cls, context):
         if preferences(context) is None:
             return False
-        if engine_setup.setups.running() or engine_check.checks.running():
+        if _busy():
             cls.poll_message_set("A setup or check is running")
             return False
         return True
@@ -176,6 +175,11 @@ class DPHM_OT_cancel_engine_setup(Operator):
         engine_setup.setups.cancel()
         _redraw(context)
         return {"FINISHED"}
+
+
+def _busy() -> bool:
+    """A setup check or an engine setup is running (one at a time)."""
+    return engine_check.checks.running() or engine_setup.setups.running()
 
 
 def _status(context, text) -> None:

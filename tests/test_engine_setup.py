@@ -6,14 +6,13 @@ torch and the rest from pip's own configuration (the index CI uses), points the 
 preference at it, and Check setup then reports it ready.
 """
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from dphm.dphm_blender import engine_setup
-from test_extension import ROOT, blender_env, build_zip, needs_bpy
+from test_extension import ROOT, build_zip, needs_bpy, run_scenario
 
 sys.path.insert(0, str(ROOT / "tools"))
 from blender_matrix import venv_python  # noqa: E402
@@ -78,17 +77,10 @@ def test_set_up_engine_in_a_stock_blender_for_real(tmp_path):
     if not python.is_file():
         pytest.skip("no stock bpy 5.0.1 venv: python tools/blender_matrix.py create")
     zip_path = build_zip(ROOT, tmp_path / "dist")
-    proc = subprocess.run(
-        [str(python), str(SCRIPT), str(zip_path), "PIP"],
-        capture_output=True, text=True, timeout=1500, env=blender_env(tmp_path), cwd=tmp_path,
-    )  # fmt: skip
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DPHM-RESULT ")]
-    assert lines, (proc.stdout + proc.stderr)[-4000:]
-    r = json.loads(lines[-1][len("DPHM-RESULT ") :])
-    assert "exception" not in r, r["exception"]
+    r = run_scenario(tmp_path, zip_path, "PIP", python=python, script=SCRIPT, timeout=1500)
     assert r["python_before"] == "" and r["poll_before"] is True
     assert ["operator", "dphm.setup_engine"] in r["draw_before"]
-    assert r["op"] == ["FINISHED"], (r, proc.stderr[-3000:])
+    assert r["op"] == ["FINISHED"], r["stdout"][-3000:]
     folder = Path(r["folder"])
     assert folder.is_relative_to(tmp_path)  # Blender's user extension data folder
     assert r["python_after"] == str(folder / "bin" / "python")

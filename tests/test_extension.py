@@ -73,19 +73,20 @@ def blender_env(tmp: Path) -> dict:
     return env
 
 
-def run_scenario(tmp: Path, *args) -> dict:
+def run_scenario(tmp: Path, *args, python=BLENDER_PYTHON, script=SCENARIO, timeout=180) -> dict:
+    """Run a Blender scenario script in a fresh process; its ``DPHM-RESULT`` JSON."""
     proc = subprocess.run(
-        [BLENDER_PYTHON, str(SCENARIO), *map(str, args)],
+        [str(python), str(script), *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         env=blender_env(tmp),
         cwd=tmp,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-4000:]
     result = json.loads(lines[-1][len(MARK) :])
-    assert "exception" not in result, result["exception"]
+    assert "exception" not in result, result["exception"] + proc.stderr[-3000:]
     result["stdout"] = proc.stdout
     return result
 

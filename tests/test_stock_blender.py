@@ -16,7 +16,7 @@ from dphm.core.engine.files import write_meshes
 from dphm.core.tracking.bake import bake_take, frame_meshes, write_bake
 from dphm.core.tracking.take import write_take
 from test_blender_bake import codebook_take
-from test_extension import ROOT, blender_env, build_zip, needs_bpy
+from test_extension import ROOT, build_zip, needs_bpy, run_scenario
 
 sys.path.insert(0, str(ROOT / "tools"))
 from blender_matrix import VERSIONS, venv_python  # noqa: E402
@@ -50,19 +50,8 @@ def stock(request, stored, tmp_path_factory):
         pytest.skip(f"no venv for bpy {version}: python tools/blender_matrix.py create")
     zip_path, data = stored
     tmp = tmp_path_factory.mktemp(f"bpy-{version}")
-    proc = subprocess.run(
-        [str(python), str(SCRIPT), str(zip_path), str(data), sys.executable, str(tmp)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=blender_env(tmp),
-        cwd=tmp,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-    assert lines, (proc.stdout + proc.stderr)[-4000:]
-    result = json.loads(lines[-1][len(MARK) :])
-    assert "exception" not in result, result["exception"] + proc.stderr[-3000:]
-    return version, result
+    args = (zip_path, data, sys.executable, tmp)
+    return version, run_scenario(tmp, *args, python=python, script=SCRIPT, timeout=600)
 
 
 def test_venv_holds_only_bpy_and_its_dependencies(stock):

@@ -216,8 +216,7 @@ def track(
     also keeps its frames."""
     from ..capture.opener import open_source
     from ..model.head import load_head
-    from ..tracking.arkit_calibration import calibrated_take, parse_gains
-    from ..tracking.commands import _neutral_range
+    from ..tracking.arkit_calibration import calibrated_take, neutral_range, parse_gains
     from ..tracking.presets import get_preset
     from ..tracking.take import write_take
     from ..tracking.tracker import Tracker, load_prior_for
@@ -225,7 +224,7 @@ def track(
 
     if not 0.0 <= float(prior_strength) <= 10.0:
         raise DPHMError(f"prior strength {prior_strength}: must be within 0 to 10")
-    calibration = (_neutral_range(neutral), parse_gains(gains) if gains else None)
+    calibration = (neutral_range(neutral), parse_gains(gains) if gains else None)
     preset = get_preset(quality)
     preset = preset.but(
         w_prior_id=preset.w_prior_id * prior_strength,

@@ -107,3 +107,18 @@ def smoothed(arkit: np.ndarray, fps: float, settings) -> np.ndarray:
     t = np.arange(len(arkit)) / float(fps)
     out = one_euro(arkit, t, settings.smooth_min_cutoff, settings.smooth_beta)
     return np.clip(out, 0.0, 1.0)
+
+
+def neutral_range(spec: str | None) -> range | None:
+    """``--neutral N`` (one frame) or ``A:B`` (a neutral clip) of the take's frames."""
+    if not spec:
+        return None
+    a, sep, b = spec.partition(":")
+    try:
+        start = int(a)
+        stop = int(b) if sep else start + 1
+    except ValueError:
+        raise DPHMError(f"--neutral {spec!r}: expected a frame N or a clip A:B") from None
+    if start < 0 or stop <= start:
+        raise DPHMError(f"--neutral {spec}: the clip is empty (A:B needs 0 <= A < B)")
+    return range(start, stop)

@@ -30,32 +30,17 @@ def _frames(source, spec):
     return frames(), (len(range(*rng.indices(source.length))) if rng and source.length else None)
 
 
-def _neutral_range(spec: str | None) -> range | None:
-    """``--neutral N`` (one frame) or ``A:B`` (a neutral clip) of the take's frames."""
-    if not spec:
-        return None
-    a, sep, b = spec.partition(":")
-    try:
-        start = int(a)
-        stop = int(b) if sep else start + 1
-    except ValueError:
-        raise DPHMError(f"--neutral {spec!r}: expected a frame N or a clip A:B") from None
-    if start < 0 or stop <= start:
-        raise DPHMError(f"--neutral {spec}: the clip is empty (A:B needs 0 <= A < B)")
-    return range(start, stop)
-
-
 def run_track(args) -> int:
     from ..capture.opener import open_source
     from ..model.head import load_head
-    from .arkit_calibration import calibrated_take, parse_gains
+    from .arkit_calibration import calibrated_take, neutral_range, parse_gains
     from .presets import get_preset
     from .take import write_take
     from .tracker import Tracker, load_prior_for, track
 
     preset = get_preset(args.quality)
     gains = parse_gains(args.gain) if args.gain else None
-    neutral = _neutral_range(args.neutral)
+    neutral = neutral_range(args.neutral)
     model, content = load_head(args.model)
     prior = None if args.no_prior else load_prior_for(content)
     if prior is None and not args.no_prior:
@@ -97,7 +82,7 @@ def run_track(args) -> int:
 
 def _track_live(tracker, source, args) -> int:
     """Live: print one line per frame as results stream; the take is written on Ctrl-C."""
-    from .arkit_calibration import calibrated_take, parse_gains
+    from .arkit_calibration import calibrated_take, neutral_range, parse_gains
     from .take import write_take
     from .tracker import take_arrays
 
@@ -117,7 +102,7 @@ def _track_live(tracker, source, args) -> int:
         raise DPHMError("no head in view")
     intr = source.intrinsics.to_dict() if source.intrinsics else {}
     gains = parse_gains(args.gain) if args.gain else None
-    arrays = calibrated_take(take_arrays(tracker, results), _neutral_range(args.neutral), gains)
+    arrays = calibrated_take(take_arrays(tracker, results), neutral_range(args.neutral), gains)
     write_take(args.out, intrinsics=intr, source=args.input, **arrays)
     print(f"wrote {args.out}: {len(results)} frames")
     return 0
