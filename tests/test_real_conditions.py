@@ -150,6 +150,6 @@ def test_body_and_hair_are_seen_but_not_ground_truth(ict):  # noqa: F811
     assert rows_b.max() > rows_a.max() + 50  # the torso reaches further down the image
     assert rows_b.min() < rows_a.min()  # hair stands above the crown
     assert np.array_equal(a.vertices, b.vertices)  # ground truth is the head alone
-    v, _ = extras(False, True)
+    v, *_ = extras(False, True)
     assert v[:, 2].max() < 0.13  # hair leaves the face bare
     assert extras(False, False)[0].shape == (0, 3)

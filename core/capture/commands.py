@@ -85,6 +85,7 @@ def simulate(args) -> int:
             distance=args.distance,
             body=args.body,
             hair=args.hair,
+            color=args.color,
         )
     print(f"wrote {len(arkit)} frames to {args.out} (ground truth in {gt})")
     return 0
@@ -147,6 +148,9 @@ def add_parser(sub) -> None:
     p.add_argument("--distance", type=float, help="metres to the face (default 0.5 to 0.8)")
     p.add_argument("--body", action="store_true", help="a torso and shoulders under the head")
     p.add_argument("--hair", action="store_true", help="a hair volume over the crown and back")
+    p.add_argument("--color", action="store_true",
+                   help="a colour stream too (shaded skin, brows, lips, eyes), calibrated to "
+                   "the depth: color/*.jpg in a folder, a COLOR track in an .mkv")  # fmt: skip
     p.set_defaults(func=simulate)
 
     p = sub.add_parser("record", help="live capture to disk")

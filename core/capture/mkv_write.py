@@ -1,7 +1,8 @@
 """Write Azure Kinect recordings (``.mkv``) without the SDK, one cluster per frame.
 
 The layout mirrors the SDK's recorder: Matroska with raw ``b16g`` video tracks DEPTH (and IR)
-under the VFW codec ID (a BITMAPINFOHEADER as codec private data), K4A_* tags, and the
+under the VFW codec ID (a BITMAPINFOHEADER as codec private data), optionally a COLOR track
+of MJPEG images (``V_MJPEG``, as the SDK records ``MJPG`` colour), K4A_* tags, and the
 calibration.json attachment. Every frame's cluster is flushed as it is written, so a crash
 mid-take leaves a file whose intact frames read back; ``close`` adds the cue index, the seek
 head, the duration and the segment size.
@@ -30,7 +31,9 @@ class KinectWriter:
     """``with KinectWriter(path, intrinsics_json, fps) as w: w.write(depth_mm, ir, t_us)``.
 
     ``depth_mm`` and ``ir`` are (H, W) uint16; ``ir`` is optional per recording (pass
-    ``ir=True`` to add the IR track). Timestamps are microseconds from the first frame.
+    ``ir=True`` to add the IR track). ``color`` names a colour resolution ("720P") to add a
+    COLOR track; ``write(..., jpeg=bytes)`` then gives each frame's image. Timestamps are
+    microseconds from the first frame.
     """
 
     def __init__(
@@ -43,15 +46,17 @@ class KinectWriter:
         ir: bool = True,
         serial: str = "simulated",
         seed: int = 0,
+        color: str | None = None,
     ):
         self.path = Path(path)
+        self.color = color
         self.size = (intrinsics.width, intrinsics.height)
         self.fps = fps
         self.ir = ir
         self._cues: list[tuple[int, int]] = []
         self._last_t = 0
         rng = np.random.default_rng(seed)
-        uids = [int(x) for x in rng.integers(1, 2**62, 4)]
+        uids = [int(x) for x in rng.integers(1, 2**62, 5)]
         self._fh = open(self.path, "wb")
         w, h = self.size
         header = E.master(
@@ -92,6 +97,17 @@ class KinectWriter:
             )
 
         tracks = [track(1, uids[0], "DEPTH")] + ([track(2, uids[1], "IR")] if ir else [])
+        if color:
+            from .k4a_calibration import COLOR_MODES
+
+            cw, ch = COLOR_MODES[color][2]
+            tracks.append(E.master(
+                E.TRACK_ENTRY, E.uint(E.TRACK_NUMBER, 3), E.uint(E.TRACK_UID, uids[4]),
+                E.uint(E.TRACK_TYPE, 1), E.uint(E.FLAG_LACING, 0), E.string(E.NAME, "COLOR"),
+                E.string(E.LANGUAGE, "eng"), E.string(E.CODEC_ID, "V_MJPEG"),
+                E.uint(E.DEFAULT_DURATION, round(1e9 / fps)),
+                E.master(E.VIDEO, E.uint(E.PIXEL_WIDTH, cw), E.uint(E.PIXEL_HEIGHT, ch)),
+            ))  # fmt: skip
         attachment = E.master(
             E.ATTACHMENTS,
             E.master(
@@ -123,6 +139,11 @@ class KinectWriter:
             tag_list += tags(
                 on_track(uids[1]), [("K4A_IR_TRACK", str(uids[1])), ("K4A_IR_MODE", "ACTIVE")]
             )
+        if color:
+            tag_list += tags(
+                on_track(uids[4]),
+                [("K4A_COLOR_TRACK", str(uids[4])), ("K4A_COLOR_MODE", f"MJPG_{color}")],
+            )
         tag_list += tags(
             [],
             [
@@ -149,7 +170,8 @@ class KinectWriter:
             self._seg + self._offsets[E.INFO] + info.index(E.element_id(E.DURATION) + E.vint(8)) + 3
         )
 
-    def write(self, depth_mm: np.ndarray, ir: np.ndarray | None = None, t_us: int | None = None):
+    def write(self, depth_mm: np.ndarray, ir: np.ndarray | None = None, t_us: int | None = None,
+              jpeg: bytes | None = None):  # fmt: skip
         """Append one frame; ``t_us`` defaults to the frame index at ``fps``."""
         if self._fh is None:
             raise DPHMError(f"{self.path}: writer already closed")
@@ -162,6 +184,8 @@ class KinectWriter:
             t_us = round(len(self._cues) * 1e6 / self.fps)
         blocks = [(1, depth_mm)] + ([(2, ir)] if self.ir else [])
         payload = [E.uint(E.CLUSTER_TIMESTAMP, t_us)]
+        if self.color and jpeg is not None:  # first, as the SDK's recorder orders them
+            payload.append(E.element(E.SIMPLE_BLOCK, E.vint(3) + b"\x00\x00\x80" + jpeg))
         for number, image in blocks:
             data = np.ascontiguousarray(image, ">u2").tobytes()
             payload.append(E.element(E.SIMPLE_BLOCK, E.vint(number) + b"\x00\x00\x80" + data))

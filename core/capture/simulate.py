@@ -119,24 +119,29 @@ def ellipsoid(centre, radii, n_lat=24, n_lon=48):
     return v.astype(np.float32), tri
 
 
+HAIR_PART, TORSO_PART = 4, 5  # ``shading`` paints triangles by part
+
+
 def extras(body: bool, hair: bool):
-    """(vertices, triangles) in ICT metres of the torso and hair asked for (may be empty)."""
+    """(vertices, triangles, part of each triangle) in ICT metres of the torso and hair
+    asked for (may be empty)."""
     parts = []
     if body:
-        parts.append(ellipsoid(*TORSO))
+        parts.append((*ellipsoid(*TORSO), TORSO_PART))
     if hair:
         v, t = ellipsoid(*HAIR)
         keep = (v[:, 1] > 0.07) | (v[:, 2] < -0.02)  # crown and back, never the face
         t = t[keep[t].all(1)]
-        parts.append((v, t))
-    verts, tris, n = [], [], 0
-    for v, t in parts:
+        parts.append((v, t, HAIR_PART))
+    verts, tris, kinds, n = [], [], [], 0
+    for v, t, kind in parts:
         verts.append(v)
         tris.append(t + n)
+        kinds.append(np.full(len(t), kind))
         n += len(v)
     if not parts:
-        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)
-    return np.concatenate(verts), np.concatenate(tris)
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64), np.zeros(0, int)
+    return np.concatenate(verts), np.concatenate(tris), np.concatenate(kinds)
 
 
 @dataclass
@@ -165,6 +170,7 @@ class HeadSimulator:
         profile=None,
         body: bool = False,
         hair: bool = False,
+        color: bool = False,
     ):
         if noise not in ("kinect", "none"):
             raise DPHMError(f"unknown noise model {noise!r} (kinect or none)")
@@ -179,10 +185,20 @@ class HeadSimulator:
         self.pivot = self.base[NARROW_FACE[0] : NARROW_FACE[1]].mean(0)
         self.profile = profile  # a profiles.CameraProfile: its intrinsics, range and noise
         # torso and hair move with the head (a real torso turns less); ground truth is the head
-        self.extra_vertices, extra_tris = extras(body, hair)
+        self.extra_vertices, extra_tris, extra_parts = extras(body, hair)
         self.extra_triangles = extra_tris + len(self.base)
         self.intrinsics = profile.intrinsics if profile is not None else intrinsics
         self.noise, self.noise_scale, self.dropout, self.seed = noise, noise_scale, dropout, seed
+        self.color = None
+        if color:  # the colour camera: the profile's, or the Azure Kinect's 720p
+            from .profiles import DEFAULT, get_profile
+            from .shading import ColorRenderer
+
+            cam = profile or get_profile(DEFAULT)
+            self.color = ColorRenderer(
+                ict, cam.color_intrinsics, cam.depth_to_color, self.extra_triangles,
+                extra_parts, identity_seed,
+            )  # fmt: skip
 
     def vertices(self, arkit: np.ndarray) -> np.ndarray:
         """ICT-space head (N, 3) for 52 ARKit weights."""
@@ -193,8 +209,9 @@ class HeadSimulator:
         self, index: int, arkit: np.ndarray, R: np.ndarray, t: np.ndarray, fps: float = 30.0
     ) -> SimFrame:
         v = place(self.vertices(arkit), R, t)
-        if len(self.extra_vertices):
-            scene = np.concatenate([v, place(self.extra_vertices, R, t)])
+        extra = place(self.extra_vertices, R, t)
+        if len(extra):
+            scene = np.concatenate([v, extra])
             tris = np.concatenate([self.triangles, self.extra_triangles])
         else:
             scene, tris = v, self.triangles
@@ -208,6 +225,9 @@ class HeadSimulator:
         hit = depth > 0
         ir[hit] = 1200 * cos[hit] * (0.6 / clean[hit]) ** 2
         frame = DepthFrame(depth, self.intrinsics, index / fps, index)
+        if self.color is not None:
+            frame.color = self.color.render(v, extra, index)
+            frame.color_intrinsics, frame.depth_to_color = self.color.intr, self.color.T
         return SimFrame(
             frame,
             clean,
@@ -292,13 +312,15 @@ def simulate(
     distance: float | None = None,
     body: bool = False,
     hair: bool = False,
+    color: bool = False,
     **noise,
 ) -> Path:
     """Write a simulated take to ``out``: a capture folder, or an Azure Kinect ``.mkv`` with
     ``<stem>_ground_truth/`` beside it. Returns the ground truth folder. ``camera`` names a
     ``profiles`` entry (default: the Azure Kinect); ``roll``, ``yaw`` and ``distance`` as in
     ``head_motion``; ``body`` and ``hair`` add a torso and a hair volume to what the camera
-    sees (not to the ground truth)."""
+    sees (not to the ground truth); ``color`` adds the colour stream (``shading``) with its
+    calibration, as the camera's own recording has it."""
     from . import k4a_calibration
     from .folder import FolderWriter
     from .mkv_write import KinectWriter
@@ -307,17 +329,19 @@ def simulate(
     out = Path(out)
     profile = get_profile(camera) if camera else None
     sim = HeadSimulator(ict, identity_seed, seed=seed, profile=profile, body=body, hair=hair,
-                        **noise)  # fmt: skip
+                        color=color, **noise)  # fmt: skip
     R, t = head_motion(len(arkit), fps, sim.pivot, seed, motion, roll, yaw, distance)
     if out.suffix.lower() == ".mkv":
         if profile is not None and profile.name not in ("azure_nfov", "azure_wfov"):
             raise DPHMError(f"{out}: only Azure Kinect profiles are written as .mkv; "
                             "give a folder for other cameras")  # fmt: skip
         gt = out.with_name(out.stem + "_ground_truth")
-        writer = KinectWriter(
-            out, k4a_calibration.synthetic(sim.intrinsics), sim.intrinsics, fps, seed=seed
-        )
-        put = lambda f: writer.write(np.round(f.frame.depth * 1000).astype(np.uint16), f.ir)  # noqa: E731
+        writer = KinectWriter(out, k4a_calibration.synthetic(sim.intrinsics), sim.intrinsics,
+                              fps, seed=seed, color="720P" if color else None)  # fmt: skip
+
+        def put(f):
+            depth = np.round(f.frame.depth * 1000).astype(np.uint16)
+            writer.write(depth, f.ir, jpeg=_jpeg(f.frame.color) if color else None)
     else:
         gt = out / "ground_truth"
         writer = FolderWriter(out, sim.intrinsics, fps)
@@ -347,6 +371,17 @@ def simulate(
             "distance": distance,
             "body": body,
             "hair": hair,
+            "color": color,
         }
     )
     return gt
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
