@@ -162,13 +162,34 @@ class ColorRenderer:
         self.n_head = ict.n_vertices
         self.seed = seed
 
-    def render(self, head, extra=None, index: int = 0) -> np.ndarray:
-        from ..geometry.sampling import vertex_normals
-
+    def _raster(self, head, extra):
         scene = head if extra is None or not len(extra) else np.concatenate([head, extra])
         cam = scene @ self.T[:3, :3].T + self.T[:3, 3]
         r = rasterize(cam, self.triangles, self.intr, cull_back=True)
-        bary, pix = barycentric(cam, self.triangles, r.tri_id, self.intr)
+        return cam, r, *barycentric(cam, self.triangles, r.tri_id, self.intr)
+
+    def neutral_at(self, head, extra, uv: np.ndarray):
+        """(K, 3) generic-neutral ICT positions of the face seen at colour pixels ``uv``
+        (K, 2), and (K,) which land on the face's skin or eyes."""
+        _, r, bary, pix = self._raster(head, extra)
+        q = np.round(uv).astype(int)
+        ok = (q[:, 0] >= 0) & (q[:, 0] < self.intr.width) & (q[:, 1] >= 0)
+        ok &= q[:, 1] < self.intr.height
+        flat = np.where(ok, q[:, 1] * self.intr.width + q[:, 0], 0)
+        where = np.full(self.intr.width * self.intr.height, -1)
+        where[pix] = np.arange(len(pix))
+        k = where[flat]
+        ok &= k >= 0
+        ok &= self.tri_part[r.tri_id.ravel()[pix[k]]] <= 1
+        tri = self.triangles[r.tri_id.ravel()[pix[k[ok]]]]
+        out = np.zeros((len(uv), 3))
+        out[ok] = np.einsum("nk,nkd->nd", bary[k[ok]], self.albedo.neutral[tri])
+        return out, ok
+
+    def render(self, head, extra=None, index: int = 0) -> np.ndarray:
+        from ..geometry.sampling import vertex_normals
+
+        cam, r, bary, pix = self._raster(head, extra)
         tri = self.triangles[r.tri_id.ravel()[pix]]
         part = self.tri_part[r.tri_id.ravel()[pix]]
         colour = np.empty((len(pix), 3))

@@ -6,6 +6,7 @@ camera, x_cam = s R x_can + t (s = 0.2 m per canonical unit). The loss is
     mean_p min(|sdf(R_b^T (p - t_b) / s)|, trunc)                     data
   + w_normal  mean (1 - cos(grad sdf, R_b^T n))                         normals
   + w_anchor  mean_k min(|y_bk - a_k(z_id)| / sigma_bk, 3)                anchors
+  + w_face    mean_k min(|y_bk - c_k| / sigma_k, 3)                         face landmarks
   + prior(z_id, z_exp_b)                                                codes
   + w_smooth_* (|z_b - z_b-1|^2, |R_b - R_b-1|^2 / 2, |t_b - t_b-1|^2 / s^2)  time
 
@@ -16,6 +17,8 @@ x = R_b^T (l_bk - t_b) / s, each must land on its anchor a_k of the identity (ne
 head; a landmark more than three of its spreads away stops pulling. An identity fit
 leaves the term out: depth-only landmarks are too coarse to shape a head, or to pose the
 keyframes it is fitted on.
+The face landmark term is the same with the colour stream's landmarks lifted to 3D
+(``face_landmarks``): each must land on its place c_k on the identity's neutral head.
 The temporal chain includes fixed reference states before and after the frames
 (the previous frame's prediction when tracking, the window's neighbours when refining).
 A preset that thins points (``thin_keep`` < 1) keeps, after the first step, a share of
@@ -146,6 +149,7 @@ def fit_frames(
         return cond, R, t, _canonical(pts, R, t, idx)
 
     anchors = None if fit_identity else _landmarks(observations, preset)
+    faces = None if fit_identity else _face_landmarks(observations, preset)
     full = pts, idx
     wts = torch.ones(len(pts))
     n_run = 0
@@ -165,6 +169,8 @@ def fit_frames(
             loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
         if anchors is not None:
             loss = loss + preset.w_anchor * _anchor_term(model, cond, R, t, *anchors)
+        if faces is not None:
+            loss = loss + preset.w_face * _face_term(model, cond, R, t, *faces)
         loss = loss + prior.loss(zi if fit_identity else None, ze, gen)
         loss = loss + _smoothness(ze, R, t, preset, before, after, ref_z)
         opt.zero_grad(set_to_none=True)
@@ -219,6 +225,25 @@ def _landmarks(observations, preset):
     frame, anchor = np.repeat(have, n), np.tile(np.arange(n), len(have))
     as_t = torch.as_tensor
     return as_t(lm, dtype=torch.float32), as_t(frame), as_t(anchor), as_t(inv, dtype=torch.float32)
+
+
+def _face_landmarks(observations, preset):
+    """The face landmark term's inputs: points (M, 3) camera, their frame (M,), canonical
+    targets (M, 3) and inverse spreads (M,) in canonical units; None without any."""
+    have = [i for i, o in enumerate(observations) if o.face_fit is not None]
+    if not preset.w_face or not have:
+        return None
+    fits = [observations[i].face_fit for i in have]
+    frame = np.concatenate([np.full(len(f[0]), i) for i, f in zip(have, fits, strict=True)])
+    as_t = lambda x: torch.as_tensor(np.concatenate(x), dtype=torch.float32)  # noqa: E731
+    return (as_t([f[0] for f in fits]), torch.as_tensor(frame), as_t([f[1] for f in fits]),
+            SCALE / as_t([f[2] for f in fits]))  # fmt: skip
+
+
+def _face_term(model, cond, R, t, pts, frame, target, inv):
+    x = _canonical(pts, R, t, frame)
+    d = (x + model.deform(x, cond, frame) - target).norm(dim=1)
+    return (d * inv).clamp(max=3.0).mean()
 
 
 def _anchor_term(model, cond, R, t, lm, frame, anchor, inv):

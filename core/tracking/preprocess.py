@@ -39,6 +39,8 @@ class Observation:
     reason: str = ""
     landmarks: np.ndarray | None = None  # (A, 3) the head model's anchors, camera space
     landmark_spread: np.ndarray | None = None  # (A,) their expected errors, metres
+    face: object | None = None  # face_landmarks.FaceLandmarks from the colour stream
+    face_fit: tuple | None = None  # (points (M, 3), canonical targets (M, 3), spreads (M,))
 
 
 def _undistort(xd, yd, k, iters=20):

@@ -37,6 +37,7 @@ class Preset:
     thin_keep: float = 1.0  # keep this share of them (weighted up) for the later steps
     w_normal: float = 0.02
     w_anchor: float = 1e-3  # the encoder's anchor landmarks (per frame; none without it)
+    w_face: float = 2e-3  # the colour stream's face landmarks (none without colour)
     w_prior_id: float = 3e-3  # diffusion prior (DPHMs' denoising loss, t in [0.4, 0.6] T)
     w_prior_exp: float = 3e-2
     w_l2_id: float = 1e-3  # the L2 code prior used instead when no diffusion prior is given

@@ -1,4 +1,4 @@
-"""``dphm train model|prior|encoder --preset tiny|default [--data PATH] [--head CKPT]
+"""``dphm train model|prior|encoder|landmarks --preset tiny|default [--data PATH] [--head CKPT]
 [--out CKPT]``."""
 
 from pathlib import Path
@@ -10,6 +10,7 @@ DEFAULT_OUT = {
     "model": WEIGHTS_DIR / "head_model.pt",
     "prior": WEIGHTS_DIR / "prior.pt",
     "encoder": WEIGHTS_DIR / "encoder.pt",
+    "landmarks": WEIGHTS_DIR / "face_landmarks.pt",
 }
 
 
@@ -23,6 +24,10 @@ def run(args) -> int:
         from ..prior.train import train_prior
 
         result = train_prior(args.preset, args.head, out)
+    elif args.what == "landmarks":
+        from .face_landmarks import train_face_landmarks
+
+        result = train_face_landmarks(args.preset, out)
     else:
         from .encoder import train_encoder
 
@@ -39,7 +44,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train the head model, its priors or the encoder (runs under torchrun too)"
     )
-    p.add_argument("what", choices=["model", "prior", "encoder"])
+    p.add_argument("what", choices=["model", "prior", "encoder", "landmarks"])
     p.add_argument("--preset", choices=["tiny", "default"], default="default")
     p.add_argument("--data", help="ICT-FaceKit .npz or FaceXModel folder (default: shared data)")
     p.add_argument(
