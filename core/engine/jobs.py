@@ -237,7 +237,7 @@ def track(
     if live or str(input).startswith("live:"):
         return _track_live(ctx, tracker, input, out, preview, record, calibration)
     t0 = time.monotonic()
-    with open_source(input) as src:
+    with open_source(input, color=tracker.face is not None) as src:
         rng = _frame_range(frames, src.length) or range(src.length or 0)
         count = {0: 0, 1: 0}
 
@@ -290,7 +290,7 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
     from ..tracking.tracker import take_arrays
 
     results, t0 = [], time.monotonic()
-    with open_source(input) as src:
+    with open_source(input, color=tracker.face is not None) as src:
         replay = not str(input).startswith("live:")
         writer = FolderWriter(record, src.intrinsics, src.fps) if record else None
 

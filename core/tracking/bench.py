@@ -43,7 +43,7 @@ TARGETS = {
 }
 SEQUENCES = ("talking", "smiling", "jaw")
 EVAL_STRIDE, EVAL_RESOLUTION = 5, 192
-PER_FRAME = ("preprocess", "encoder", "fit", "refine", "arkit")
+PER_FRAME = ("preprocess", "landmarks", "encoder", "fit", "refine", "arkit")
 RESEARCH_BUDGET = PRESETS["balanced"].but(
     name="research_budget",
     n_points=10_000,
@@ -74,7 +74,7 @@ class SparseTracker(Tracker):
             keep = np.flatnonzero(rng.random(len(obs.points)) >= self.drop)
             keep = rng.permutation(keep)[: 4 * self.preset.n_points]
             obs.points, obs.normals = obs.points[keep], obs.normals[keep]
-        return obs
+        return self.landmarks(frame, obs)
 
 
 def make_take(ict, case, sequence, frames, noise_scale=1.0, motion="normal"):
@@ -104,11 +104,14 @@ def evaluate(pred_meshes, sims, arkit, ict, topo):
     return out
 
 
-def run_dphm(model, content, preset, prior, sims, encoder, drop=0.0, arrays_too=False):
-    """(meshes of every EVAL_STRIDE-th frame, ARKit weights, timings[, the take's arrays])."""
+def run_dphm(
+    model, content, preset, prior, sims, encoder, drop=0.0, arrays_too=False, face=None
+):
+    """(meshes of every EVAL_STRIDE-th frame, ARKit weights, timings[, the take's arrays]);
+    ``face``: a ``face_landmarks.FaceModel`` for the frames' colour (None: depth only)."""
     only = preset.encoder_steps == 0
     tracker = SparseTracker(
-        model, content, preset, prior, encoder=encoder, drop=drop, guess_only=only
+        model, content, preset, prior, encoder=encoder, drop=drop, guess_only=only, face=face
     )
     t0 = time.perf_counter()
     _, arrays = track(tracker, [s.frame for s in sims])

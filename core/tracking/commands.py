@@ -48,7 +48,7 @@ def run_track(args) -> int:
             "dphm track: note: no diffusion prior found, using the L2 code prior", file=sys.stderr
         )
     tracker = Tracker(model, content, preset, prior)
-    with open_source(args.input) as source:
+    with open_source(args.input, color=tracker.face is not None) as source:
         if args.input.startswith("live:"):
             return _track_live(tracker, source, args)
         frames, count = _frames(source, args.frames)

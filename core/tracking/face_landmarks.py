@@ -61,7 +61,9 @@ class FaceMesh:
             import cv2
             import mediapipe as mp
         except ImportError as e:
-            raise DPHMError(f"colour landmarks need MediaPipe: pip install 'dphm[landmarks]' ({e})")
+            raise DPHMError(
+                f"colour landmarks need MediaPipe: pip install 'dphm[landmarks]' ({e})"
+            ) from None
         self._cv2 = cv2
         with warnings.catch_warnings():  # protobuf deprecations inside MediaPipe
             warnings.simplefilter("ignore")
@@ -98,6 +100,22 @@ class FaceMesh:
                 if result is not None:
                     return result
         return None
+
+
+def color_problem(frame: DepthFrame) -> str:
+    """Why a frame's colour cannot be used for landmarks ("" when it can)."""
+    if frame.color is None:
+        return "the frames carry no colour"
+    ci = frame.color_intrinsics
+    if ci is None:
+        return "the colour stream has no calibration"
+    c = np.asarray(frame.color)
+    if c.ndim != 3 or c.shape[2] != 3 or c.dtype != np.uint8:
+        return f"colour frames are {c.dtype} {c.shape}, not 8-bit RGB"
+    if c.shape[:2] != (ci.height, ci.width):
+        return (f"colour frames are {c.shape[1]}x{c.shape[0]} but their calibration is "
+                f"{ci.width}x{ci.height}")  # fmt: skip
+    return ""
 
 
 def crop_transform(centre, size, up) -> np.ndarray:
@@ -156,7 +174,9 @@ def lift(uv: np.ndarray, frame: DepthFrame, z0: float, steps: int = 3):
         win = np.stack([depth[v + dv, u + du] for dv in (-1, 0, 1) for du in (-1, 0, 1)], 1)
         win = np.where(win > 0, win, np.nan)
         ok = inside & np.isfinite(win).any(1)
-        reading = np.nanmin(np.where(ok[:, None], win, 1.0), 1)  # the nearest surface
+        # the pixel's own reading, or the nearest surface around a hole
+        reading = np.where(np.isfinite(win[:, 4]), win[:, 4],
+                           np.nanmin(np.where(ok[:, None], win, 1.0), 1))  # fmt: skip
         z = np.where(ok, (reading - o[2]) / d[:, 2], z)
     return o + z[:, None] * d, ok
 
@@ -251,7 +271,10 @@ class Landmarker:
 
 
 # ARKit weights read from the landmarks rather than from the depth fit's expression code
-FROM_LANDMARKS = tuple(n for n in ARKIT_NAMES if n.startswith(("eye", "brow")))
+# (eyelids and gaze, which depth barely sees), and those averaged from both (brows: depth
+# sees the brow ridge move, the landmarks the brow's edge)
+FROM_LANDMARKS = tuple(n for n in ARKIT_NAMES if n.startswith("eye"))
+BLENDED = tuple(n for n in ARKIT_NAMES if n.startswith("brow"))
 FIT_SPREAD = 0.003  # metres: landmarks MediaPipe holds better than this enter the fit
 FIT_SIGMA = 0.002  # metres added (in quadrature) to a landmark's spread in the fit
 
@@ -268,6 +291,7 @@ class FaceModel:
         self.sha256 = content.get("sha256", "")
         self.landmarker = Landmarker(self.canonical, scale)
         self.columns = np.array([ARKIT_NAMES.index(n) for n in FROM_LANDMARKS])
+        self.blended = np.array([ARKIT_NAMES.index(n) for n in BLENDED])
         self.fit_index = np.flatnonzero(self.spread < FIT_SPREAD)
         self.fit_sigma = np.sqrt(self.spread[self.fit_index] ** 2 + FIT_SIGMA**2)
 
@@ -286,12 +310,58 @@ class FaceModel:
             return None
         return cls(checkpoint.load(path, "face_landmarks"), scale)
 
-    def arkit(self, face: FaceLandmarks) -> np.ndarray | None:
-        """(len(FROM_LANDMARKS),) weights in [0, 1] from one frame's landmarks."""
+    def arkit(self, face: FaceLandmarks, depth: np.ndarray) -> np.ndarray:
+        """(52,) weights: ``depth``'s (the expression code's map) with those the landmarks
+        read better taken or averaged from one frame's landmarks."""
         x = features(face.points, face.ok, self.canonical)
         if x is None:
-            return None
-        return np.clip(apply_ridge(x, self.W, self.mean, self.std)[0, self.columns], 0, 1)
+            return depth
+        w = np.clip(apply_ridge(x, self.W, self.mean, self.std)[0], 0, 1)
+        out = np.array(depth, np.float32)
+        out[self.columns] = w[self.columns]
+        out[self.blended] = (out[self.blended] + w[self.blended]) / 2
+        return out
+
+    def start_pose(self, face: FaceLandmarks):
+        """(R, t) of the head (x_cam = SCALE R x_can + t) from the landmarks' alignment."""
+        _, R, _ = face.pose
+        steady = [i for i in STEADY if face.ok[i]]
+        c = self.canonical[steady].mean(0)
+        return R, face.points[steady].mean(0) - self.landmarker.scale * R @ c
+
+    def targets(self, model, z_id, faces, states, steps: int = 3) -> np.ndarray:
+        """(478, 3) canonical places of the landmarks on this performer's head: the
+        median, over keyframes with a face, of their landmarks moved into canonical space
+        by the keyframe's fitted pose and expression (MediaPipe sits on a real face where
+        it sits, not where it sat on the training renders), the embedding where no
+        keyframe saw one; each moved onto the identity's surface by Newton steps."""
+        import torch
+
+        s = self.landmarker.scale
+        x = self.canonical.copy()
+        rows = []
+        z = torch.as_tensor(z_id, dtype=torch.float32)[None]
+        for face, st in zip(faces, states, strict=True):
+            if face is None:
+                continue
+            with torch.no_grad():
+                cond = model.condition(z, torch.as_tensor(st.z_exp, dtype=torch.float32)[None])
+                p = torch.as_tensor((face.points - st.t) @ st.R / s, dtype=torch.float32)
+                y = (p + model.deform(p, cond)).double().numpy()
+            rows.append(np.where(face.ok[:, None], y, np.nan))
+        if rows:
+            with warnings.catch_warnings():  # landmarks no keyframe lifted
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(np.stack(rows), 0)
+            x = np.where(np.isfinite(med), med, x)
+        cond = model.identity.condition(z)
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        for _ in range(steps):
+            xt.requires_grad_(True)
+            f = model.identity(xt, cond)
+            (g,) = torch.autograd.grad(f.sum(), xt)
+            xt = (xt - f[:, None] * g / (g * g).sum(1, keepdim=True).clamp(min=1e-6)).detach()
+        return xt.double().numpy()
 
     def fit_landmarks(self, face: FaceLandmarks):
         """(points (M, 3) camera metres, embedding index (M,), spread (M,) metres) of the

@@ -7,6 +7,12 @@ fitting warm started from a constant-velocity prediction (refined by the amortis
 when one is shipped: ``encoder.py``), a joint pass over windows, and the take's arrays.
 Frames without a head are flagged (``found`` False, NaN error) and carry the last good
 state. ``timings`` holds seconds per stage.
+
+Where frames carry colour and MediaPipe and the shipped landmark model are installed
+(``face_landmarks.py``), each head's face landmarks start its rigid search (their pose,
+refined by ICP), enter the fit as a landmark term aimed at the performer's own places for
+them (read on the identity's keyframes), and give the eye and brow ARKit weights, which
+depth barely sees. Without them tracking runs on depth only and says so once.
 """
 
 import time
@@ -18,8 +24,9 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from ..capture.warn import warn
 from ..errors import DPHMError
-from . import rigid
+from . import face_landmarks, rigid
 from .arkit_map import ArkitMap
 from .encoder import load_encoder_for
 from .fit import CodePrior, State, fit_errors, fit_frames
@@ -56,19 +63,27 @@ def load_prior_for(content, required=False):
 class Tracker:
     """``encoder``: an ``encoder.Encoder`` whose guess starts every frame (the optimiser then
     runs ``preset.encoder_steps`` instead of ``preset.steps``), None for none, or "auto" for
-    the one shipped for this head model when there is one."""
+    the one shipped for this head model when there is one. ``face``: a
+    ``face_landmarks.FaceModel`` for frames with colour, None for depth only, or "auto"
+    for the shipped one when MediaPipe is installed."""
 
-    def __init__(self, model, content, preset, prior=None, seed=0, encoder="auto"):
+    def __init__(
+        self, model, content, preset, prior=None, seed=0, encoder="auto", face="auto"
+    ):
         self.model, self.content, self.preset, self.seed = model, content, preset, seed
         self.prior = CodePrior(content, preset, prior)
         self.encoder = load_encoder_for(content) if encoder == "auto" else encoder
         self.arkit = ArkitMap.from_content(content)
+        self.face = face_landmarks.FaceModel.load(rigid.SCALE) if face == "auto" else face
+        self.face_targets = None  # (478, 3) this performer's canonical landmark places
+        self.face_off = ""  # why the colour stream is not used (said once)
         self.neutral = content["codebooks"]["exp"][0].numpy()
         self.timings = defaultdict(float)
         self.z_id = self.cond_id = None  # cond_id: the model's conditioning of z_id
         self.history: list[State] = []
         self.lost = True
         self.last_time = 0.0
+        self.last_arkit = None
         with self.timed("template"):
             self.template = rigid.mean_head(model, content["codebooks"]["id"].mean(0))
 
@@ -80,11 +95,34 @@ class Tracker:
 
     def observe(self, frame):
         with self.timed("preprocess"):
-            return segment_head(frame, max_points=4 * self.preset.n_points, seed=frame.index)
+            obs = segment_head(frame, max_points=4 * self.preset.n_points, seed=frame.index)
+        return self.landmarks(frame, obs)
+
+    def landmarks(self, frame, obs):
+        """``obs`` with the face landmarks of its head, where the frame's colour has them."""
+        if self.face is None or not obs.found:
+            return obs
+        problem = face_landmarks.color_problem(frame)
+        if problem:
+            if problem != self.face_off:
+                warn(f"colour landmarks: off, {problem}; tracking runs on depth only")
+            self.face_off = problem
+            return obs
+        last = self.history[-1].R if self.history and not self.lost else None
+        with self.timed("landmarks"):
+            obs.face = self.face.landmarker.observe(frame, obs.points, last)
+        return obs
 
     def rigid_init(self, obs) -> State | None:
+        """A start from the face landmarks' pose when that fits the points, else from the
+        search over orientations."""
         with self.timed("rigid"):
-            R, t, res = rigid.initial_pose(obs.points, self.template, seed=obs.index)
+            res = np.inf
+            if obs.face is not None:
+                R, t = self.face.start_pose(obs.face)
+                R, t, res = rigid.icp(obs.points, self.template, R, t, iters=15)
+            if res * 1000 > HEAD_RESIDUAL_MM:
+                R, t, res = rigid.initial_pose(obs.points, self.template, seed=obs.index)
         if res * 1000 > HEAD_RESIDUAL_MM:
             return None
         z = self.history[-1].z_exp if self.history else self.neutral
@@ -127,7 +165,7 @@ class Tracker:
             return []
         z_id = self.content["codebooks"]["id"].mean(0).numpy()
         with self.timed("identity"):
-            self.z_id, _, _, _ = fit_frames(
+            self.z_id, states, _, _ = fit_frames(
                 self.model,
                 z_id,
                 [o for o, _ in inits],
@@ -140,6 +178,11 @@ class Tracker:
             )
             with torch.no_grad():
                 self.cond_id = self.model.identity.condition(torch.as_tensor(self.z_id)[None])
+        if any(o.face is not None for o, _ in inits):
+            with self.timed("landmarks"):
+                self.face_targets = self.face.targets(
+                    self.model, self.z_id, [o.face for o, _ in inits], states
+                )
         return [o for o, _ in inits]
 
     def _prediction(self) -> State:
@@ -169,6 +212,9 @@ class Tracker:
                 return self._flagged(obs, "blob does not fit a head")
         else:
             init, before = self._start(obs), self.history[-1]
+        if obs.face is not None and self.face_targets is not None:
+            pts, idx, sigma = self.face.fit_landmarks(obs.face)
+            obs.face_fit = (pts, self.face_targets[idx], sigma)
         with self.timed("fit"):
             _, (state,), (err,), _ = fit_frames(
                 self.model,
@@ -184,15 +230,22 @@ class Tracker:
             )
         self.lost = err > LOST_MM
         self.history = [*self.history[-1:], state]
+        self.last_arkit = self._arkit(state, obs)
+        return FrameResult(obs.index, obs.timestamp, state, err, True, "", self.last_arkit)
+
+    def _arkit(self, state, obs) -> np.ndarray:
+        """The 52 ARKit weights: the expression code's map, with the eye and brow weights
+        read from the colour landmarks where the frame has them (``FaceModel.arkit``)."""
         with self.timed("arkit"):
-            arkit = self.arkit(state.z_exp)[0]
-        return FrameResult(obs.index, obs.timestamp, state, err, True, "", arkit)
+            w = self.arkit(state.z_exp)[0]
+            return w if obs.face is None else self.face.arkit(obs.face, w)
 
     def _flagged(self, obs, reason) -> FrameResult:
         last = self.history[-1] if self.history else None
         self.lost = True
-        arkit = self.arkit(last.z_exp)[0] if last else None
-        return FrameResult(obs.index, obs.timestamp, last, float("nan"), False, reason, arkit)
+        return FrameResult(
+            obs.index, obs.timestamp, last, float("nan"), False, reason, self.last_arkit
+        )
 
     def results(self, observations):
         """FrameResults for a stream of observations (fits the identity on the first
@@ -243,7 +296,7 @@ class Tracker:
                 )
             for i, s, e in zip(sel, states, errs, strict=True):
                 results[i].state, results[i].fit_error_mm = s, e
-                results[i].arkit = self.arkit(s.z_exp)[0]
+                results[i].arkit = self._arkit(s, by_index[results[i].index])
 
 
 def track(tracker: Tracker, frames, progress=None, name="the input"):
@@ -286,6 +339,7 @@ def take_arrays(tracker, results) -> dict:
     first = next(r for r in results if r.state is not None)
     states = [r.state or first.state for r in results]
     z_exp = np.stack([s.z_exp for s in states])
+    arkit = [r.arkit if r.arkit is not None else first.arkit for r in results]
     return {
         "z_id": tracker.z_id,
         "z_exp": z_exp,
@@ -293,7 +347,7 @@ def take_arrays(tracker, results) -> dict:
         "t": np.stack([s.t for s in states]),
         "s": np.full(len(states), rigid.SCALE),
         "timestamps": np.array([r.timestamp for r in results]),
-        "arkit": tracker.arkit(z_exp),
+        "arkit": np.stack(arkit).astype(np.float32),
         "fit_error_mm": np.array([r.fit_error_mm for r in results]),
         "quality": tracker.preset.name,
         "model_sha256": tracker.content["sha256"],
