@@ -51,7 +51,9 @@ def add_parser(sub) -> None:
         "--head", help="prior, encoder: the head checkpoint to train for (default: weights/)"
     )
     p.add_argument(
-        "--out", help="checkpoint path (default: weights/head_model.pt, prior.pt or encoder.pt)"
+        "--out",
+        help="checkpoint path (default: weights/head_model.pt, prior.pt, encoder.pt or "
+        "face_landmarks.pt)",
     )
     p.add_argument(
         "--restart", action="store_true", help="model: ignore a resumable state beside --out"
