@@ -20,6 +20,7 @@ MODULES = {
     "pyorbbecsdk": "pyorbbecsdk",
     "record3d": "record3d",
     "lzfse": "lzfse",
+    "mediapipe": "mediapipe",
 }
 
 INSTALL_HINTS = {
@@ -35,9 +36,10 @@ INSTALL_HINTS = {
     "pyorbbecsdk": "pip install pyorbbecsdk2  (Orbbec Femto Bolt / Mega, Gemini, Astra; SDK v2)",
     "record3d": "pip install record3d  (iPhone / iPad via the Record3D app's USB streaming)",
     "lzfse": "pip install lzfse  (Record3D .r3d files)",
+    "mediapipe": "pip install 'dphm[landmarks]'  (colour face landmarks; mediapipe==0.10.14)",
 }
 
-OPTIONAL = {"bpy", "pyk4a", "pyrealsense2", "pyorbbecsdk", "record3d", "lzfse"}
+OPTIONAL = {"bpy", "pyk4a", "pyrealsense2", "pyorbbecsdk", "record3d", "lzfse", "mediapipe"}
 
 
 def module_versions() -> dict[str, str | None]:

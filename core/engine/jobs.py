@@ -277,6 +277,7 @@ def track(
         "fps": len(results) / seconds,
         "fit_error_mm": float(np.nanmedian(err)) if np.isfinite(err).any() else None,
         "first_frame": rng.start,
+        "face_frames": tracker.face_frames,
     }
 
 
@@ -332,6 +333,7 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
         "fit_error_mm": float(np.nanmedian([r.fit_error_mm for r in results])),
         "first_frame": results[0].index if results else 0,
         "record": str(record) if record else None,
+        "face_frames": tracker.face_frames,
     }
 
 

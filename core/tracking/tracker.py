@@ -77,6 +77,7 @@ class Tracker:
         self.face = face_landmarks.FaceModel.load(rigid.SCALE) if face == "auto" else face
         self.face_targets = None  # (478, 3) this performer's canonical landmark places
         self.face_off = ""  # why the colour stream is not used (said once)
+        self.face_frames = 0  # frames whose colour gave face landmarks
         self.neutral = content["codebooks"]["exp"][0].numpy()
         self.timings = defaultdict(float)
         self.z_id = self.cond_id = None  # cond_id: the model's conditioning of z_id
@@ -111,6 +112,7 @@ class Tracker:
         last = self.history[-1].R if self.history and not self.lost else None
         with self.timed("landmarks"):
             obs.face = self.face.landmarker.observe(frame, obs.points, last)
+        self.face_frames += obs.face is not None
         return obs
 
     def rigid_init(self, obs) -> State | None:
