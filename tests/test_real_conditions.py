@@ -153,3 +153,20 @@ def test_body_and_hair_are_seen_but_not_ground_truth(ict):  # noqa: F811
     v, *_ = extras(False, True)
     assert v[:, 2].max() < 0.13  # hair leaves the face bare
     assert extras(False, False)[0].shape == (0, 3)
+
+
+@needs_ict
+def test_occluders_hide_part_of_the_face_not_the_truth(ict):  # noqa: F811
+    """A hand against the cheek and a microphone before the chin are seen by the depth
+    camera, nearer than the face behind them, and are not part of the ground truth."""
+    R, t = head_motion(1, 30, HeadSimulator(ict).pivot, 0, "none")
+    plain = HeadSimulator(ict).frame(0, np.zeros(52), R[0], t[0])
+    for name in ("hand", "microphone"):
+        f = HeadSimulator(ict, occluder=name).frame(0, np.zeros(52), R[0], t[0])
+        both = (f.clean > 0) & (plain.clean > 0)
+        nearer = both & (f.clean < plain.clean - 0.01)
+        assert nearer.sum() > 300, name  # the occluder stands in front of the face
+        assert ((f.clean > 0) & (plain.clean == 0)).sum() > 100  # and beyond its outline
+        np.testing.assert_array_equal(f.vertices, plain.vertices)  # the truth is the head
+    with pytest.raises(DPHMError, match="unknown occluder 'cat'"):
+        HeadSimulator(ict, occluder="cat")

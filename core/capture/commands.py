@@ -85,6 +85,7 @@ def simulate(args) -> int:
             distance=args.distance,
             body=args.body,
             hair=args.hair,
+            occluder=args.occluder,
             color=args.color,
         )
     print(f"wrote {len(arkit)} frames to {args.out} (ground truth in {gt})")
@@ -114,6 +115,7 @@ def record(args) -> int:
 def add_parser(sub) -> None:
     from .profiles import PROFILES
     from .sequences import NAMES
+    from .simulate import OCCLUDERS
 
     p = sub.add_parser("convert", help="any depth source (file or live) to a capture folder")
     p.add_argument("input", help=SOURCES_HELP)
@@ -148,6 +150,8 @@ def add_parser(sub) -> None:
     p.add_argument("--distance", type=float, help="metres to the face (default 0.5 to 0.8)")
     p.add_argument("--body", action="store_true", help="a torso and shoulders under the head")
     p.add_argument("--hair", action="store_true", help="a hair volume over the crown and back")
+    p.add_argument("--occluder", choices=list(OCCLUDERS),
+                   help="a hand against the cheek or a microphone before the chin")  # fmt: skip
     p.add_argument("--color", action="store_true",
                    help="a colour stream too (shaded skin, brows, lips, eyes), calibrated to "
                    "the depth: color/*.jpg in a folder, a COLOR track in an .mkv")  # fmt: skip

@@ -25,6 +25,7 @@ IRIS = np.array([[0.30, 0.17, 0.08], [0.20, 0.32, 0.45], [0.27, 0.33, 0.18], [0.
 BROW = np.array([0.09, 0.06, 0.045])
 HAIR = np.array([0.07, 0.05, 0.04])
 CLOTH = np.array([0.18, 0.25, 0.40])
+PROP = np.array([0.05, 0.05, 0.06])  # a microphone's black
 BACKGROUND = np.array([0.42, 0.43, 0.45])
 LIGHT = np.array([-0.35, -0.45, -0.82])  # camera space, towards the light: above left
 
@@ -199,6 +200,8 @@ class ColorRenderer:
         colour[on_head] = self.albedo(neutral, part[on_head])
         colour[part == 4] = HAIR
         colour[part == 5] = CLOTH
+        colour[part == 6] = self.albedo.skin  # a hand
+        colour[part == 7] = PROP
         n = vertex_normals(cam, self.triangles)
         normal = np.einsum("nk,nkd->nd", bary, n[tri])
         normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)

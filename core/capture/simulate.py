@@ -119,12 +119,21 @@ def ellipsoid(centre, radii, n_lat=24, n_lon=48):
     return v.astype(np.float32), tri
 
 
-HAIR_PART, TORSO_PART = 4, 5  # ``shading`` paints triangles by part
+HAIR_PART, TORSO_PART, HAND_PART, PROP_PART = 4, 5, 6, 7  # ``shading`` paints by part
+# occluders (ellipsoids, ICT metres): a palm under the jaw and against the cheek (chin on
+# hand), a handheld microphone's ball and handle 3-4 cm before the chin
+OCCLUDERS = {
+    "hand": [(((0.063, -0.065, 0.085), (0.018, 0.085, 0.05)), HAND_PART)],
+    "microphone": [(((0.0, -0.075, 0.16), (0.025, 0.025, 0.025)), PROP_PART),
+                   (((0.0, -0.15, 0.18), (0.015, 0.07, 0.015)), PROP_PART)],
+}  # fmt: skip
 
 
-def extras(body: bool, hair: bool):
-    """(vertices, triangles, part of each triangle) in ICT metres of the torso and hair
-    asked for (may be empty)."""
+def extras(body: bool, hair: bool, occluder: str | None = None):
+    """(vertices, triangles, part of each triangle) in ICT metres of the torso, hair and
+    occluder asked for (may be empty)."""
+    if occluder is not None and occluder not in OCCLUDERS:
+        raise DPHMError(f"unknown occluder {occluder!r} ({', '.join(OCCLUDERS)})")
     parts = []
     if body:
         parts.append((*ellipsoid(*TORSO), TORSO_PART))
@@ -133,6 +142,8 @@ def extras(body: bool, hair: bool):
         keep = (v[:, 1] > 0.07) | (v[:, 2] < -0.02)  # crown and back, never the face
         t = t[keep[t].all(1)]
         parts.append((v, t, HAIR_PART))
+    for shape, part in OCCLUDERS.get(occluder, []):
+        parts.append((*ellipsoid(*shape, n_lat=16, n_lon=32), part))
     verts, tris, kinds, n = [], [], [], 0
     for v, t, kind in parts:
         verts.append(v)
@@ -171,6 +182,7 @@ class HeadSimulator:
         body: bool = False,
         hair: bool = False,
         color: bool = False,
+        occluder: str | None = None,
     ):
         if noise not in ("kinect", "none"):
             raise DPHMError(f"unknown noise model {noise!r} (kinect or none)")
@@ -184,8 +196,9 @@ class HeadSimulator:
         self.triangles = ict.skin_triangles
         self.pivot = self.base[NARROW_FACE[0] : NARROW_FACE[1]].mean(0)
         self.profile = profile  # a profiles.CameraProfile: its intrinsics, range and noise
-        # torso and hair move with the head (a real torso turns less); ground truth is the head
-        self.extra_vertices, extra_tris, extra_parts = extras(body, hair)
+        # torso, hair and occluders move with the head (a real torso turns less); the ground
+        # truth is the head alone
+        self.extra_vertices, extra_tris, extra_parts = extras(body, hair, occluder)
         self.extra_triangles = extra_tris + len(self.base)
         self.intrinsics = profile.intrinsics if profile is not None else intrinsics
         self.noise, self.noise_scale, self.dropout, self.seed = noise, noise_scale, dropout, seed
@@ -313,14 +326,16 @@ def simulate(
     body: bool = False,
     hair: bool = False,
     color: bool = False,
+    occluder: str | None = None,
     **noise,
 ) -> Path:
     """Write a simulated take to ``out``: a capture folder, or an Azure Kinect ``.mkv`` with
     ``<stem>_ground_truth/`` beside it. Returns the ground truth folder. ``camera`` names a
     ``profiles`` entry (default: the Azure Kinect); ``roll``, ``yaw`` and ``distance`` as in
     ``head_motion``; ``body`` and ``hair`` add a torso and a hair volume to what the camera
-    sees (not to the ground truth); ``color`` adds the colour stream (``shading``) with its
-    calibration, as the camera's own recording has it."""
+    sees (not to the ground truth), ``occluder`` a hand or a microphone (``OCCLUDERS``);
+    ``color`` adds the colour stream (``shading``) with its calibration, as the camera's own
+    recording has it."""
     from . import k4a_calibration
     from .folder import FolderWriter
     from .mkv_write import KinectWriter
@@ -329,7 +344,7 @@ def simulate(
     out = Path(out)
     profile = get_profile(camera) if camera else None
     sim = HeadSimulator(ict, identity_seed, seed=seed, profile=profile, body=body, hair=hair,
-                        color=color, **noise)  # fmt: skip
+                        color=color, occluder=occluder, **noise)  # fmt: skip
     R, t = head_motion(len(arkit), fps, sim.pivot, seed, motion, roll, yaw, distance)
     if out.suffix.lower() == ".mkv":
         if profile is not None and profile.name not in ("azure_nfov", "azure_wfov"):
@@ -372,6 +387,7 @@ def simulate(
             "body": body,
             "hair": hair,
             "color": color,
+            "occluder": occluder,
         }
     )
     return gt

@@ -2,17 +2,19 @@
 
 Each case is a held-out ICT identity performing a held-out sequence through a camera
 profile (``capture.profiles``) at a roll, yaw and distance: upright and rolled 45 / 90 /
-180 degrees before an Azure Kinect, in profile, a TrueDepth at 0.25 and 0.3 m (rolled),
-a Kinect v1 at 0.9 m, a RealSense D435 and a Femto Bolt, and with a torso and hair
-(Kinect, and a TrueDepth rolled 90 degrees). Columns: frames found (%),
-median rotation error (degrees) and translation error (mm, of the face centre) of the
+180 degrees before an Azure Kinect, in profile, a TrueDepth at 0.25 and 0.3 m (rolled), a
+Kinect v1 at 0.9 m, a RealSense D435 and a Femto Bolt, and with a torso and hair (Kinect,
+and a TrueDepth rolled 90 degrees), a hand or a microphone in view. Columns: frames found
+(%), median rotation error (degrees) and translation error (mm, of the face centre) of the
 pose, face Chamfer-L1 (mm) and F@1mm of every ``EVAL_STRIDE``-th frame, ARKit MAE, the
 correlation of eyeBlink / browInnerUp / mouthSmile (left and right averaged) with the
 truth, the resting bias, and fps. Every case opens with ``NEUTRAL`` resting frames: the
-ARKit columns are of the weights calibrated on the first half of them (as a user calibrates
-on a neutral clip), and the resting bias is the largest mean calibrated weight over the
-other half. Row ``dphm`` is depth only, row ``dphm_color`` (when MediaPipe is installed)
-adds the colour stream's face landmarks. Occluders are not simulated yet.
+ARKit columns are of the weights calibrated on the first half of them (as a user
+calibrates on a neutral clip), and the resting bias is the largest mean calibrated weight
+over the other half. Row ``dphm`` is depth only, row ``dphm_color`` (when MediaPipe is
+installed) adds the colour stream's face landmarks. Occluders: a hand against the cheek
+and jaw, a microphone before the chin (the face metrics still count the whole face, hidden
+or not).
 """
 
 import numpy as np
@@ -43,7 +45,8 @@ TARGETS = {  # the ARKit and correlation targets are the dphm_color row's
     "resting_bias": ("<=", 0.05),
     "fps": (">=", 10.0),
 }
-# case: (camera profile, roll, yaw, distance or None for 0.5-0.8 m[, torso and hair])
+# case: (camera profile, roll, yaw, distance or None for 0.5-0.8 m[, torso and hair[,
+# occluder]])
 CASES = {
     "upright": ("azure_nfov", 0, 0, None),
     "roll45": ("azure_nfov", 45, 0, None),
@@ -57,6 +60,8 @@ CASES = {
     "femto_bolt": ("femto_bolt", 0, 0, 0.6),
     "body_hair": ("azure_nfov", 0, 0, None, True),
     "truedepth_body_hair_roll90": ("truedepth_640", 90, 0, 0.35, True),
+    "hand": ("azure_nfov", 0, 0, None, False, "hand"),
+    "microphone": ("azure_nfov", 0, 0, None, False, "microphone"),
 }
 SEQUENCE = "fast"  # blinks, brows, smiles and jaw within 1.3 s (no sequence is trained on)
 SHAPES = ("eyeBlink", "browInnerUp", "mouthSmile")
@@ -64,11 +69,12 @@ EVAL_STRIDE = 5
 NEUTRAL = 8  # resting frames before the sequence: the first half calibrate, the rest measure
 
 
-def make_case(ict, index, camera, roll, yaw, distance, extras=False, *, frames, color=True):
+def make_case(ict, index, camera, roll, yaw, distance, extras=False, occluder=None, *,
+              frames, color=True):  # fmt: skip
     """(simulated frames, the ICT point the motion keeps at ``distance``): ``NEUTRAL``
     resting frames, then ``frames`` of the sequence, the head moving throughout."""
     sim = HeadSimulator(ict, seed=100 + index, profile=get_profile(camera), body=extras,
-                        hair=extras, color=color)  # fmt: skip
+                        hair=extras, color=color, occluder=occluder)  # fmt: skip
     sim.identity = corpus.identity_weights("heldout", index + 1, len(ict.identity_deltas))[index]
     sim.base = ict.head(sim.identity)
     n = NEUTRAL + frames
