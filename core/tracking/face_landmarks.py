@@ -271,9 +271,10 @@ class Landmarker:
 
 
 # ARKit weights read from the landmarks rather than from the depth fit's expression code
-# (eyelids and gaze, which depth barely sees), and those averaged from both (brows: depth
+# (the eyelids, which depth barely sees; gaze is not: the linear map reads the irises no
+# better than chance, validation MAE 0.26-0.29), and those averaged from both (brows: depth
 # sees the brow ridge move, the landmarks the brow's edge)
-FROM_LANDMARKS = tuple(n for n in ARKIT_NAMES if n.startswith("eye"))
+FROM_LANDMARKS = tuple(n for n in ARKIT_NAMES if n.startswith(("eyeBlink", "eyeSquint", "eyeWide")))
 BLENDED = tuple(n for n in ARKIT_NAMES if n.startswith("brow"))
 FIT_SPREAD = 0.003  # metres: landmarks MediaPipe holds better than this enter the fit
 FIT_SIGMA = 0.002  # metres added (in quadrature) to a landmark's spread in the fit
