@@ -79,8 +79,9 @@ class FaceMesh:
         """Landmarks of the face whose segmented camera-space points are ``head_points``;
         ``ups`` are candidate up directions in the colour image (unit 2D, tried in turn;
         None for the points' long axis either way and across). A face upside down in its
-        crop can come back as a plausible-looking but wrong mesh, so ``check(uv)`` (when
-        given) must accept a result, else the next direction is tried."""
+        crop can come back as a plausible-looking but wrong mesh, so ``check(uv, shape)``
+        (when given; ``shape`` is MediaPipe's own 3D face, crop pixels) must accept a
+        result, else the next direction is tried."""
         uv = project(to_color(head_points, frame), frame.color_intrinsics)
         lo, hi = np.percentile(uv, 2, 0), np.percentile(uv, 98, 0)
         centre, size = (lo + hi) / 2, MARGIN * float(np.max(hi - lo))
@@ -94,9 +95,9 @@ class FaceMesh:
                 warnings.simplefilter("ignore")
                 found = self._mesh.process(crop).multi_face_landmarks
             if found:
-                q = np.array([(p.x, p.y) for p in found[0].landmark]) * CROP
-                uv = (q - M[:, 2]) @ np.linalg.inv(M[:, :2]).T
-                result = uv if check is None else check(uv)
+                shape = np.array([(p.x, p.y, p.z) for p in found[0].landmark]) * CROP
+                uv = (shape[:, :2] - M[:, 2]) @ np.linalg.inv(M[:, :2]).T
+                result = uv if check is None else check(uv, shape)
                 if result is not None:
                     return result
         return None
@@ -201,16 +202,42 @@ def align(points, ok, canonical):
     return similarity(canonical[steady], points[steady])
 
 
-def features(points, ok, canonical) -> np.ndarray | None:
-    """Offsets (canonical units) of the feature landmarks from the embedding, once the
-    face is aligned to it; landmarks without depth take their embedding's place."""
-    sim = align(points, ok, canonical)
-    if sim is None:
-        return None
-    s, R, t = sim
-    local = (points - t) @ R / s
-    off = np.where(ok[:, None], local - canonical, 0.0)[FEATURES]
-    return off.ravel().astype(np.float32)
+FEATURE_KIND = "mediapipe-shape/2"  # what ``features`` reads; checkpoints name theirs
+# per eye (the subject's right, then left): corners, three upper and three lower lid
+# points, the iris centre, three brow points
+EYE_PARTS = (
+    (33, 133, (160, 159, 158), (144, 145, 153), 468, (70, 105, 107)),
+    (263, 362, (387, 386, 385), (373, 374, 380), 473, (300, 334, 336)),
+)
+
+
+def _eye_ratios(x) -> list[float]:
+    """Lid gaps, iris place and brow heights of an aligned face, over each eye's width:
+    scale-free measures of blinks, gaze and brows (what eye-aspect-ratio blink detectors
+    read), nonlinear in the landmarks where the offsets are linear."""
+    out = []
+    for outer, inner, upper, lower, iris, brow in EYE_PARTS:
+        a, b = x[outer], x[inner]
+        width = np.linalg.norm(b - a)
+        axis = (b - a) / width
+        mid = (a + b) / 2
+        out += [np.linalg.norm(x[u] - x[v]) / width for u, v in zip(upper, lower, strict=True)]
+        rel = x[iris] - mid
+        out += [rel @ axis / width, np.linalg.norm(rel - (rel @ axis) * axis) / width]
+        out += [np.linalg.norm(x[k] - mid) / width for k in brow]
+    return out
+
+
+def features(shape, canonical) -> np.ndarray:
+    """Offsets (canonical units) of the feature landmarks from the embedding, once
+    MediaPipe's own 3D face ``shape`` (478, 3) is aligned to it by the steady points, and
+    the eyes' ratios. That face is smooth (no sensor noise) and whole (no holes), where the
+    landmarks lifted through the depth carry the sensor's noise: depth places the face,
+    MediaPipe's shape says what it does."""
+    s, R, t = similarity(shape[STEADY], canonical[STEADY])
+    x = s * shape @ R.T + t
+    off = (x[FEATURES] - canonical[FEATURES]).ravel()
+    return np.concatenate([off, _eye_ratios(x)]).astype(np.float32)
 
 
 def ridge(x, y, lam):
@@ -230,6 +257,7 @@ def apply_ridge(x, W, mean, std):
 @dataclass
 class FaceLandmarks:
     uv: np.ndarray  # (478, 2) colour pixels
+    shape: np.ndarray  # (478, 3) MediaPipe's own 3D face (crop pixels, y down, z away)
     points: np.ndarray  # (478, 3) depth-camera metres (on the ray at the face's depth if not ok)
     ok: np.ndarray  # (478,) lifted through the depth
     pose: tuple  # (s, R, t): embedding (canonical) -> depth camera
@@ -246,7 +274,7 @@ class Landmarker:
     def observe(self, frame: DepthFrame, points: np.ndarray, R=None) -> FaceLandmarks | None:
         z0 = float(np.median(points[:, 2]))
 
-        def check(uv):
+        def check(uv, shape):
             p, ok = lift(uv, frame, z0)
             sim = align(p, ok, self.canonical)
             if sim is None:
@@ -258,7 +286,7 @@ class Landmarker:
             lo, hi = SCALE_RANGE
             if rms > STEADY_RMS or not lo * self.scale <= s <= hi * self.scale:
                 return None
-            return FaceLandmarks(uv, p, ok, sim, rms)
+            return FaceLandmarks(uv, shape, p, ok, sim, rms)
 
         ups = None
         if R is not None:
@@ -271,11 +299,10 @@ class Landmarker:
 
 
 # ARKit weights read from the landmarks rather than from the depth fit's expression code
-# (the eyelids, which depth barely sees; gaze is not: the linear map reads the irises no
-# better than chance, validation MAE 0.26-0.29), and those averaged from both (brows: depth
-# sees the brow ridge move, the landmarks the brow's edge)
+# (the eyelids, which depth barely sees; gaze is not: the linear map does not read the
+# irises), and those averaged from both (brows and smiles: each source alone is noisier)
 FROM_LANDMARKS = tuple(n for n in ARKIT_NAMES if n.startswith(("eyeBlink", "eyeSquint", "eyeWide")))
-BLENDED = tuple(n for n in ARKIT_NAMES if n.startswith("brow"))
+BLENDED = tuple(n for n in ARKIT_NAMES if n.startswith(("brow", "mouthSmile")))
 FIT_SPREAD = 0.003  # metres: landmarks MediaPipe holds better than this enter the fit
 FIT_SIGMA = 0.002  # metres added (in quadrature) to a landmark's spread in the fit
 
@@ -309,14 +336,17 @@ class FaceModel:
         if not os.path.isfile(path):
             warn(f"colour landmarks: off, {path} not found; tracking runs on depth only")
             return None
-        return cls(checkpoint.load(path, "face_landmarks"), scale)
+        content = checkpoint.load(path, "face_landmarks")
+        if content.get("features") != FEATURE_KIND:
+            warn(f"colour landmarks: off, {path} reads other features than this version "
+                 "(dphm train landmarks); tracking runs on depth only")  # fmt: skip
+            return None
+        return cls(content, scale)
 
     def arkit(self, face: FaceLandmarks, depth: np.ndarray) -> np.ndarray:
         """(52,) weights: ``depth``'s (the expression code's map) with those the landmarks
         read better taken or averaged from one frame's landmarks."""
-        x = features(face.points, face.ok, self.canonical)
-        if x is None:
-            return depth
+        x = features(face.shape, self.canonical)
         w = np.clip(apply_ridge(x, self.W, self.mean, self.std)[0], 0, 1)
         out = np.array(depth, np.float32)
         out[self.columns] = w[self.columns]

@@ -9,10 +9,11 @@ poses, rolls and camera profiles go through ``tracking.face_landmarks`` as a cap
    neutral head; the mean over frames, in canonical units, is the landmark's place on the
    model's mean head, and the spread of the samples (mm) how well MediaPipe holds it
    (silhouette points slide with the pose; inner ones do not).
-2. ARKit: on frames with random sparse ARKit weights the landmarks are lifted through the
-   noisy depth, aligned to the embedding by a similarity on steady points (nose, forehead,
-   eye corners: no pose from the tracker needed), and a ridge regression from the offsets
-   of eye, brow, iris and lip points to the 52 weights is fitted.
+2. ARKit: on frames with random ARKit weights (``random_arkit``) the landmarks are found as tracking
+   finds them (lifted through the noisy depth and checked against the embedding);
+   MediaPipe's own 3D face is aligned to the embedding by a similarity on steady points
+   (nose, forehead, eye corners: no pose from the tracker needed), and a ridge regression
+   from the offsets of eye, brow, iris and lip points to the 52 weights is fitted.
 """
 
 import time
@@ -33,8 +34,6 @@ from ..tracking.preprocess import segment_head
 
 CAMERAS = ("azure_nfov", "femto_bolt", "realsense_d435", "truedepth_640", "kinect_v1")
 ROLLS = (0, 0, 0, 15, -15, 90, -90, 180)
-# active shapes per frame: each weight on with this chance (eyes and brows more often)
-P_ACTIVE, P_EYES = 0.12, 0.35
 
 
 @dataclass(frozen=True)
@@ -48,27 +47,60 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset(identities=3, neutral_frames=8, frames=60),
-    "default": Preset(identities=40, neutral_frames=160, frames=1600),
+    "default": Preset(identities=40, neutral_frames=160, frames=2400),
 }
 
 
+def _set(w, names, value):
+    for n in names:
+        w[ARKIT_NAMES.index(n)] = value
+
+
+def _pair(rng, w, stem, value, wink=0.2):
+    """``stem`` Left and Right at about ``value``, or one side only (a wink, a one-sided
+    smile) with probability ``wink``."""
+    sides = ["Left", "Right"] if rng.random() > wink else [("Left", "Right")[rng.integers(2)]]
+    for side in sides:
+        w[ARKIT_NAMES.index(stem + side)] = np.clip(value + rng.normal(0, 0.08), 0, 1)
+
+
 def random_arkit(rng) -> np.ndarray:
-    """Sparse random ARKit weights, left and right mostly together."""
+    """ARKit weights as faces make them: per region at most one of the shapes that oppose
+    each other (a lid cannot blink and widen at once, a brow rise and fall), sides mostly
+    together, a few other shapes on at random."""
     w = np.zeros(len(ARKIT_NAMES), np.float32)
-    done = set()
-    for i, name in enumerate(ARKIT_NAMES):
-        if i in done:
-            continue
-        eyes = name.startswith(("eye", "brow"))
-        if rng.random() > (P_EYES if eyes else P_ACTIVE):
-            continue
-        v = rng.uniform(0.1, 1.0)
-        w[i] = v
-        for side, other in (("Left", "Right"), ("Right", "Left")):
-            if name.endswith(side) and name[: -len(side)] + other in ARKIT_NAMES:
-                j = ARKIT_NAMES.index(name[: -len(side)] + other)
-                w[j] = np.clip(v + rng.normal(0, 0.1), 0, 1) if rng.random() < 0.8 else 0.0
-                done.add(j)
+    v = lambda lo=0.15: rng.uniform(lo, 1.0)  # noqa: E731
+    lid = rng.choice(["eyeBlink", "eyeSquint", "eyeWide", ""], p=[0.3, 0.15, 0.15, 0.4])
+    if lid:
+        _pair(rng, w, lid, v())
+    gaze = rng.choice(["down", "up", "left", "right", ""], p=[0.1, 0.1, 0.1, 0.1, 0.6])
+    g = rng.uniform(0.15, 0.8)
+    if gaze in ("down", "up"):
+        _set(w, [f"eyeLook{gaze.title()}Left", f"eyeLook{gaze.title()}Right"], g)
+    elif gaze:  # the subject's left: the left eye looks out, the right eye in
+        out, inn = ("Left", "Right") if gaze == "left" else ("Right", "Left")
+        _set(w, [f"eyeLookOut{out}", f"eyeLookIn{inn}"], g)
+    brow = rng.choice(["inner", "raise", "down", ""], p=[0.2, 0.15, 0.2, 0.45])
+    if brow in ("inner", "raise"):
+        _set(w, ["browInnerUp"], v())
+    if brow == "raise":
+        _pair(rng, w, "browOuterUp", v())
+    if brow == "down":
+        _pair(rng, w, "browDown", v())
+    if rng.random() < 0.3:
+        _set(w, ["jawOpen"], v(0.1))
+    mouth = rng.choice(["mouthSmile", "mouthFrown", "mouthStretch", "mouthPress",
+                        "mouthPucker", "mouthFunnel", ""], p=[0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.3])
+    if mouth in ("mouthPucker", "mouthFunnel"):
+        _set(w, [mouth], v())
+    elif mouth:
+        _pair(rng, w, mouth, v())
+    if mouth == "mouthSmile" and rng.random() < 0.5:
+        _pair(rng, w, "cheekSquint", v())
+    rest = [i for i, n in enumerate(ARKIT_NAMES) if n.startswith(("mouth", "nose", "cheek",
+                                                                   "jaw")) and w[i] == 0]
+    for i in rng.choice(rest, size=rng.integers(0, 3), replace=False):
+        w[i] = rng.uniform(0.1, 0.6)
     return w
 
 
@@ -125,10 +157,8 @@ def regress(ict, ids, landmarker, canonical, preset, rng, progress):
         progress()
         if found is None:
             continue
-        feat = fl.features(found.points, found.ok, canonical)
-        if feat is not None:
-            x.append(feat)
-            y.append(w)
+        x.append(fl.features(found.shape, canonical))
+        y.append(w)
     x, y = np.stack(x), np.stack(y)
     n_val = max(1, len(x) // 10)
     W, mean, std = fl.ridge(x[n_val:], y[n_val:], preset.ridge)
@@ -174,6 +204,7 @@ def train_face_landmarks(preset_name: str, out, quiet: bool = False) -> dict:
         "W": torch.as_tensor(W, dtype=torch.float32),
         "mean": torch.as_tensor(mean, dtype=torch.float32),
         "std": torch.as_tensor(std, dtype=torch.float32),
+        "features": fl.FEATURE_KIND,
         "notes": notes,
     }
     sha = checkpoint.save(out, "face_landmarks", content)
