@@ -201,3 +201,30 @@ def test_tiny_landmark_training_gives_a_loadable_model(ict, tmp_path):  # noqa: 
     inner = model.spread[fl.STEADY]
     assert np.median(inner) < 0.004  # MediaPipe holds the nose and eye corners to mm
     model.landmarker.close()
+
+
+@needs_ict
+@needs_mediapipe
+@pytest.mark.slow
+def test_track_command_reads_the_mkv_colour_track(ict, tmp_path):  # noqa: F811
+    """``dphm track`` on a colour .mkv opens its COLOR track and uses the landmarks;
+    ``--no-landmarks`` tracks the same file on depth only."""
+    from dphm.core.capture.simulate import expression_track, simulate
+    from dphm.core.cli import main
+    from dphm.core.tracking.take import read_take
+
+    mkv = tmp_path / "take.mkv"
+    simulate(mkv, ict, expression_track("blinking", None, 6, 30.0), identity_seed=2,
+             meshes=False, color=True)  # fmt: skip
+    takes = []
+    for extra in ([], ["--no-landmarks"]):
+        out = tmp_path / f"take{len(takes)}.npz"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            argv = ["track", str(mkv), "--out", str(out), "--quality", "preview", *extra]
+            assert main(argv) == 0
+        assert not [w for w in caught if "colour landmarks: off" in str(w.message)]
+        takes.append(read_take(out))
+    blink = [ARKIT_NAMES.index("eyeBlinkLeft"), ARKIT_NAMES.index("eyeBlinkRight")]
+    # the eyelid weights come from the landmarks, so the two takes differ there
+    assert not np.allclose(takes[0]["arkit"][:, blink], takes[1]["arkit"][:, blink])

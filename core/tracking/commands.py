@@ -47,7 +47,7 @@ def run_track(args) -> int:
         print(
             "dphm track: note: no diffusion prior found, using the L2 code prior", file=sys.stderr
         )
-    tracker = Tracker(model, content, preset, prior)
+    tracker = Tracker(model, content, preset, prior, face=None if args.no_landmarks else "auto")
     with open_source(args.input, color=tracker.face is not None) as source:
         if args.input.startswith("live:"):
             return _track_live(tracker, source, args)
@@ -208,6 +208,11 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", help="A:B, a frame range")
     p.add_argument("--model", help="head checkpoint (default: weights/head_model.pt)")
     p.add_argument("--no-prior", action="store_true", help="L2 code prior instead of diffusion")
+    p.add_argument(
+        "--no-landmarks",
+        action="store_true",
+        help="depth only: no colour face landmarks even where the source has colour",
+    )
     p.add_argument(
         "--neutral",
         metavar="N|A:B",
