@@ -170,3 +170,14 @@ def test_occluders_hide_part_of_the_face_not_the_truth(ict):  # noqa: F811
         np.testing.assert_array_equal(f.vertices, plain.vertices)  # the truth is the head
     with pytest.raises(DPHMError, match="unknown occluder 'cat'"):
         HeadSimulator(ict, occluder="cat")
+
+
+def test_seen_by_camera_keeps_the_near_side():
+    """The face metrics' 'what the camera saw': of a ball 1 m away, the half facing it."""
+    from dphm.core.capture.simulate import KINECT_NFOV, ellipsoid
+    from dphm.core.tracking.bench import seen_by_camera
+
+    v, t = ellipsoid((0.0, 0.0, 1.0), (0.1, 0.1, 0.1), n_lat=32, n_lon=64)
+    seen = seen_by_camera(v, t, KINECT_NFOV)
+    assert 0.3 < seen.mean() < 0.5  # a little under half: perspective, and the rim
+    assert v[seen, 2].max() < 1.0 + 0.02 and v[~seen, 2].min() > 1.0 - 0.02

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from ..capture import sequences
+from ..capture.raster import rasterize
 from ..capture.simulate import HeadSimulator, head_motion, place
 from ..data import corpus
 from ..data.ict import load_ict
@@ -86,19 +87,37 @@ def make_take(ict, case, sequence, frames, noise_scale=1.0, motion="normal"):
     return [sim.frame(i, w[i], R[i], t[i]) for i in range(frames)]
 
 
-def evaluate(pred_meshes, sims, arkit, ict, topo):
+def seen_by_camera(vertices, triangles, intr) -> np.ndarray:
+    """(V,) the vertices of the triangles a camera sees of a mesh (camera space): those
+    that win its z-buffer somewhere."""
+    tri = np.asarray(triangles)
+    ids = rasterize(vertices, tri, intr).tri_id
+    seen = np.zeros(len(vertices), bool)
+    seen[tri[np.unique(ids[ids >= 0])].ravel()] = True
+    return seen
+
+
+def evaluate(pred_meshes, sims, arkit, ict, topo, seen=False):
+    """Mean face and head metrics of the scored frames, and the ARKit MAE; with ``seen``
+    also the face metrics over the part of the face the camera saw (``_seen``)."""
     rows = []
     for i, (pv, pf) in pred_meshes:
         sim = sims[i]
         v_ict = (sim.vertices - sim.t) @ sim.R  # back to ICT metres for the closed mesh
         gv, gf = ground_truth_mesh(topo, v_ict)
+        gv = place(gv, sim.R, sim.t)
         m = np.zeros(len(gv), bool)
         m[: ict.n_vertices] = ict.face_vertex_mask
-        rows.append(compare_meshes(pv, pf, place(gv, sim.R, sim.t), gf, m, n=100_000, seed=i))
-    out = {
-        k: float(np.mean([r[k] for r in rows]))
-        for k in ("cd_l1_mm_face", "f1mm_face", "nc_face", "cd_l1_mm_head")
-    }
+        row = compare_meshes(pv, pf, gv, gf, m, n=100_000, seed=i)
+        if seen:
+            m &= seen_by_camera(gv, gf, sim.frame.intrinsics)
+            row.update({k.replace("_face", "_seen"): v
+                        for k, v in compare_meshes(pv, pf, gv, gf, m, n=100_000, seed=i).items()
+                        if k.endswith("_face")})  # fmt: skip
+        rows.append(row)
+    keys = ["cd_l1_mm_face", "f1mm_face", "nc_face", "cd_l1_mm_head"]
+    keys += ["cd_l1_mm_seen", "f1mm_seen"] if seen else []
+    out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     if arkit is not None:
         out["arkit_mae"] = float(np.abs(arkit - np.stack([s.arkit for s in sims])).mean())
     return out

@@ -13,8 +13,9 @@ ARKit columns are of the weights calibrated on the first half of them (as a user
 calibrates on a neutral clip), and the resting bias is the largest mean calibrated weight
 over the other half. Row ``dphm`` is depth only, row ``dphm_color`` (when MediaPipe is
 installed) adds the colour stream's face landmarks. Occluders: a hand against the cheek
-and jaw, a microphone before the chin (the face metrics still count the whole face, hidden
-or not).
+and jaw, a microphone before the chin. ``cd_l1_mm_seen`` and ``f1mm_seen`` count only the
+part of the face the camera saw (what the head itself hides is left out, what an occluder
+hides still counts), ``cd_l1_mm_face`` the whole face.
 """
 
 import numpy as np
@@ -144,7 +145,7 @@ def run(args) -> list[dict]:
                 found_pct=100.0 * float(np.isfinite(arrays["fit_error_mm"]).mean()),
                 rot_err_deg=rot,
                 trans_err_mm=trans,
-                **evaluate(meshes, sims, None, ict, topo),
+                **evaluate(meshes, sims, None, ict, topo, seen=True),
                 arkit_mae=float(np.abs(cal[NEUTRAL:] - truth).mean()),
                 **correlations(cal[NEUTRAL:], truth),
                 resting_bias=bias,
