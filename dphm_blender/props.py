@@ -73,6 +73,10 @@ class DPHM_SceneSettings(PropertyGroup):
         name="Distance", description="Metres from the camera to the face (0: 0.5 to 0.8 m)",
         default=0.0, min=0.0, max=4.0, unit="LENGTH",
     )  # fmt: skip
+    sim_color: BoolProperty(
+        name="Colour", description="Record the camera's colour stream too (for the face "
+        "landmarks)", default=True,
+    )  # fmt: skip
     preview_points: IntProperty(
         name="Preview points",
         description="Depth points shown per frame",
@@ -131,6 +135,12 @@ class DPHM_SceneSettings(PropertyGroup):
         min=0.0,
         max=10.0,
         soft_max=4.0,
+    )
+    use_landmarks: BoolProperty(
+        name="Colour landmarks",
+        description="Where the source has colour: face landmarks (MediaPipe, when installed "
+        "in the engine) for the eyelids, brows and a steadier pose; off: depth only",
+        default=True,
     )
     take: StringProperty(name="Take", subtype="FILE_PATH", default="", options=_PATH)
     take_first_frame: IntProperty(name="Take's first capture frame", default=0, min=0)

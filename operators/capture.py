@@ -77,6 +77,7 @@ class DPHM_OT_capture_preview(StreamingOperator, Operator):
                 camera=s.sim_camera,
                 roll=s.sim_roll,
                 distance=s.sim_distance or None,
+                color=s.sim_color,
             )
         return self._cache(context, source_input(s))
 

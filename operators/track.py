@@ -55,6 +55,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
                 out=str(self._out),
                 quality=s.quality,
                 prior_strength=s.prior_strength,
+                landmarks=s.use_landmarks,
                 preview_folder=str(folder / "preview"),
                 record=str(folder / self._out.stem),
                 live=True,
@@ -76,6 +77,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
             quality=s.quality,
             frames=frames,
             prior_strength=s.prior_strength,
+            landmarks=s.use_landmarks,
             preview_folder=str(folder / "preview"),
             **calibration(s),
         )

@@ -228,3 +228,25 @@ def test_a_job_after_a_cancel_does_not_wait_for_it(capture, tmp_path):
         assert slow.state == "cancelled" and time.monotonic() - t0 < 30
     finally:
         eng.close()
+
+
+def test_track_job_uses_colour_landmarks_unless_told_not_to(engine, tmp_path):
+    """The simulated performer with colour, tracked by the engine: the landmarks are read
+    on its frames, and ``landmarks=False`` tracks the same capture on depth only."""
+    from dphm.core.tracking import face_landmarks
+
+    if not face_landmarks.available():
+        pytest.skip("MediaPipe not installed")
+    sim = engine.submit("simulate", out=str(tmp_path / "sim"), frames=8, color=True)
+    sim.wait(600)
+    assert sim.state == "done", sim.error
+    assert CaptureFolder(tmp_path / "sim")[0].color is not None
+    seen = []
+    for landmarks in (True, False):
+        out = str(tmp_path / f"t{landmarks}.npz")
+        job = engine.submit("track", input=str(tmp_path / "sim"), quality="preview", out=out,
+                            landmarks=landmarks)  # fmt: skip
+        job.wait(600)
+        assert job.state == "done", job.error
+        seen.append(job.result["face_frames"])
+    assert seen[0] >= 6 and seen[1] == 0

@@ -44,6 +44,7 @@ class DPHM_PT_capture(_DPHMPanel, Panel):
             row = col.row(align=True)
             row.prop(s, "sim_roll")
             row.prop(s, "sim_distance")
+            col.prop(s, "sim_color")
         layout.prop(s, "preview_points")
         row = layout.row(align=True)
         if streams.any_running():
@@ -65,6 +66,7 @@ class DPHM_PT_track(_DPHMPanel, Panel):
         s, layout = context.scene.dphm, self.layout
         layout.prop(s, "quality")
         layout.prop(s, "prior_strength", slider=True)
+        layout.prop(s, "use_landmarks")
         _switched_row(layout, s, "use_range", "range_start", "range_end")
         _switched_row(layout, s, "use_neutral", "neutral_start", "neutral_end")
         layout.prop(s, "arkit_gains")

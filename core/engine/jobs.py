@@ -133,9 +133,11 @@ def simulate(
     camera=None,
     roll=0.0,
     distance=None,
+    color=False,
 ) -> dict:
     """A simulated take of an ICT-FaceKit performer (capture folder or .mkv) seen by a
-    ``capture.profiles`` camera (default the Azure Kinect), rolled and at a distance."""
+    ``capture.profiles`` camera (default the Azure Kinect), rolled and at a distance, with
+    the camera's colour stream when ``color``."""
     from ..capture.simulate import expression_track
     from ..capture.simulate import simulate as run
     from ..data.ict import load_ict
@@ -152,7 +154,7 @@ def simulate(
         ctx.progress(len(done), len(arkit), "simulate")
 
     gt = run(out, ict, arkit, identity_seed, seed, 30.0, motion, False, step, camera=camera,
-             roll=roll, distance=distance, noise=noise)  # fmt: skip
+             roll=roll, distance=distance, noise=noise, color=color)  # fmt: skip
     return {"path": str(out), "ground_truth": str(gt), "frames": len(arkit)}
 
 
@@ -207,10 +209,12 @@ def track(
     record=None,
     neutral=None,
     gains=(),
+    landmarks=True,
 ) -> dict:
     """Track a recording into a take (``out``); previews the fitted head while it runs.
     ``neutral`` (take frames "N" or "A:B") and ``gains`` ("NAME=G") calibrate the ARKit
-    weights to the performer (``tracking.arkit_calibration``).
+    weights to the performer (``tracking.arkit_calibration``); ``landmarks`` False tracks
+    on depth only even where the source has colour.
     A camera (``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``), or any
     source with ``live``, is tracked frame by frame as it streams until ``stop``; ``record``
     also keeps its frames."""
@@ -232,7 +236,7 @@ def track(
     )
     net, content = load_head(model)
     prior = load_prior_for(content) if prior_strength > 0 else None
-    tracker = Tracker(net, content, preset, prior)
+    tracker = Tracker(net, content, preset, prior, face="auto" if landmarks else None)
     preview = _Preview(ctx, net, preview_folder, preview_resolution) if preview_folder else None
     if live or str(input).startswith("live:"):
         return _track_live(ctx, tracker, input, out, preview, record, calibration)
