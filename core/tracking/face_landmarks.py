@@ -138,14 +138,19 @@ def long_axis_ups(uv: np.ndarray) -> list[np.ndarray]:
     return [axis, -axis, across, -across]
 
 
+def _depth_to_color(frame: DepthFrame) -> np.ndarray:
+    """The frame's 4x4 depth-to-colour transform (the identity for aligned streams)."""
+    return np.eye(4) if frame.depth_to_color is None else np.asarray(frame.depth_to_color)
+
+
 def to_color(points: np.ndarray, frame: DepthFrame) -> np.ndarray:
-    T = np.asarray(frame.depth_to_color if frame.depth_to_color is not None else np.eye(4))
+    T = _depth_to_color(frame)
     return points @ T[:3, :3].T + T[:3, 3]
 
 
 def up_direction(R: np.ndarray, frame: DepthFrame) -> np.ndarray:
     """The image direction of a pose's up (canonical +y) in the colour camera."""
-    T = np.asarray(frame.depth_to_color if frame.depth_to_color is not None else np.eye(4))
+    T = _depth_to_color(frame)
     up = T[:3, :3] @ R[:, 1]
     return up[:2] / max(np.linalg.norm(up[:2]), 1e-9)
 
@@ -160,7 +165,7 @@ def lift(uv: np.ndarray, frame: DepthFrame, z0: float, steps: int = 3):
 
         px = cv2.undistortPoints(px[:, None].astype(np.float64), ci.K,
                                  np.asarray(ci.distortion), P=ci.K)[:, 0]  # fmt: skip
-    T = np.asarray(frame.depth_to_color if frame.depth_to_color is not None else np.eye(4))
+    T = _depth_to_color(frame)
     inv = np.linalg.inv(T)
     ray = np.stack([(px[:, 0] - ci.cx) / ci.fx, (px[:, 1] - ci.cy) / ci.fy, np.ones(len(px))], 1)
     d, o = ray @ inv[:3, :3].T, inv[:3, 3]  # the ray in the depth camera: o + z d

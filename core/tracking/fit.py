@@ -170,7 +170,7 @@ def fit_frames(
         if anchors is not None:
             loss = loss + preset.w_anchor * _anchor_term(model, cond, R, t, *anchors)
         if faces is not None:
-            loss = loss + preset.w_face * _face_term(model, cond, R, t, *faces)
+            loss = loss + preset.w_face * _landmark_term(model, cond, R, t, *faces)
         loss = loss + prior.loss(zi if fit_identity else None, ze, gen)
         loss = loss + _smoothness(ze, R, t, preset, before, after, ref_z)
         opt.zero_grad(set_to_none=True)
@@ -240,17 +240,18 @@ def _face_landmarks(observations, preset):
             SCALE / as_t([f[2] for f in fits]))  # fmt: skip
 
 
-def _face_term(model, cond, R, t, pts, frame, target, inv):
+def _landmark_term(model, cond, R, t, pts, frame, target, inv):
+    """Spread-scaled distance, capped at three spreads, of camera points (M, 3) of frames
+    ``frame`` (M,), mapped through the pose and the backward deformation, to their
+    canonical targets (M, 3)."""
     x = _canonical(pts, R, t, frame)
     d = (x + model.deform(x, cond, frame) - target).norm(dim=1)
     return (d * inv).clamp(max=3.0).mean()
 
 
 def _anchor_term(model, cond, R, t, lm, frame, anchor, inv):
-    x = _canonical(lm, R, t, frame)
-    y = x + model.deform(x, cond, frame)
-    d = (y - cond["id"]["anchors"][frame, anchor]).norm(dim=1)
-    return (d * inv).clamp(max=3.0).mean()
+    """The landmark term with each landmark's anchor of the identity as its target."""
+    return _landmark_term(model, cond, R, t, lm, frame, cond["id"]["anchors"][frame, anchor], inv)
 
 
 def _condition(model, zi, ze, cond_id):

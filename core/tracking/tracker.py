@@ -11,8 +11,9 @@ state. ``timings`` holds seconds per stage.
 Where frames carry colour and MediaPipe and the shipped landmark model are installed
 (``face_landmarks.py``), each head's face landmarks start its rigid search (their pose,
 refined by ICP), enter the fit as a landmark term aimed at the performer's own places for
-them (read on the identity's keyframes), and give the eye and brow ARKit weights, which
-depth barely sees. Without them tracking runs on depth only and says so once.
+them (read on the identity's keyframes), and give the eyelid ARKit weights, which depth
+barely sees, and half of the brow and smile weights. Without them tracking runs on depth
+only and says so once.
 """
 
 import time
@@ -236,8 +237,8 @@ class Tracker:
         return FrameResult(obs.index, obs.timestamp, state, err, True, "", self.last_arkit)
 
     def _arkit(self, state, obs) -> np.ndarray:
-        """The 52 ARKit weights: the expression code's map, with the eye and brow weights
-        read from the colour landmarks where the frame has them (``FaceModel.arkit``)."""
+        """The 52 ARKit weights: the expression code's map, with the eyelid, brow and smile
+        weights read from the colour landmarks where the frame has them (``FaceModel.arkit``)."""
         with self.timed("arkit"):
             w = self.arkit(state.z_exp)[0]
             return w if obs.face is None else self.face.arkit(obs.face, w)
