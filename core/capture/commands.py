@@ -87,6 +87,7 @@ def simulate(args) -> int:
             hair=args.hair,
             occluder=args.occluder,
             color=args.color,
+            head_mesh=args.head_mesh,
         )
     print(f"wrote {len(arkit)} frames to {args.out} (ground truth in {gt})")
     return 0
@@ -152,6 +153,10 @@ def add_parser(sub) -> None:
     p.add_argument("--hair", action="store_true", help="a hair volume over the crown and back")
     p.add_argument("--occluder", choices=list(OCCLUDERS),
                    help="a hand against the cheek or a microphone before the chin")  # fmt: skip
+    p.add_argument("--head-mesh", metavar="OBJ",
+                   help="render this head (a scan, a hand-made head; y up, face toward +z, "
+                   "metres, cm or mm) instead of an ICT identity, held in its own "
+                   "expression")  # fmt: skip
     p.add_argument("--color", action="store_true",
                    help="a colour stream too (shaded skin, brows, lips, eyes), calibrated to "
                    "the depth: color/*.jpg in a folder, a COLOR track in an .mkv")  # fmt: skip

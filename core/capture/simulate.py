@@ -167,7 +167,9 @@ class SimFrame:
 
 
 class HeadSimulator:
-    """Renders an ICT-FaceKit identity (weights ~ N(0, 1), seeded) performing ARKit weights."""
+    """Renders an ICT-FaceKit identity (weights ~ N(0, 1), seeded) performing ARKit weights,
+    or ``mesh`` (vertices, triangles in ICT's frame and metres: ``ood_heads``), held still
+    in its own expression."""
 
     def __init__(
         self,
@@ -183,9 +185,12 @@ class HeadSimulator:
         hair: bool = False,
         color: bool = False,
         occluder: str | None = None,
+        mesh=None,
     ):
         if noise not in ("kinect", "none"):
             raise DPHMError(f"unknown noise model {noise!r} (kinect or none)")
+        if mesh is not None and color:
+            raise DPHMError("the colour stream paints ICT's UVs: a head mesh renders depth only")
         self.ict = ict
         self.identity_seed = identity_seed
         rng = np.random.default_rng(identity_seed)
@@ -195,6 +200,9 @@ class HeadSimulator:
         self.arkit_to_ict = arkit_to_ict_matrix(ict.expression_names)
         self.triangles = ict.skin_triangles
         self.pivot = self.base[NARROW_FACE[0] : NARROW_FACE[1]].mean(0)
+        if mesh is not None:
+            self.base, self.triangles = np.asarray(mesh[0], np.float32), np.asarray(mesh[1])
+            self.deltas, self.pivot = None, self.base.mean(0)
         self.profile = profile  # a profiles.CameraProfile: its intrinsics, range and noise
         # torso, hair and occluders move with the head (a real torso turns less); the ground
         # truth is the head alone
@@ -215,6 +223,8 @@ class HeadSimulator:
 
     def vertices(self, arkit: np.ndarray) -> np.ndarray:
         """ICT-space head (N, 3) for 52 ARKit weights."""
+        if self.deltas is None:
+            return self.base
         w = self.arkit_to_ict @ np.asarray(arkit, np.float32)
         return self.base + (w @ self.deltas).reshape(-1, 3)
 
@@ -327,6 +337,7 @@ def simulate(
     hair: bool = False,
     color: bool = False,
     occluder: str | None = None,
+    head_mesh=None,
     **noise,
 ) -> Path:
     """Write a simulated take to ``out``: a capture folder, or an Azure Kinect ``.mkv`` with
@@ -335,7 +346,8 @@ def simulate(
     ``head_motion``; ``body`` and ``hair`` add a torso and a hair volume to what the camera
     sees (not to the ground truth), ``occluder`` a hand or a microphone (``OCCLUDERS``);
     ``color`` adds the colour stream (``shading``) with its calibration, as the camera's own
-    recording has it."""
+    recording has it; ``head_mesh`` renders that OBJ head (``ood_heads.read_head_mesh``)
+    instead of an ICT identity, still in its own expression."""
     from . import k4a_calibration
     from .folder import FolderWriter
     from .mkv_write import KinectWriter
@@ -343,8 +355,13 @@ def simulate(
 
     out = Path(out)
     profile = get_profile(camera) if camera else None
+    mesh = None
+    if head_mesh is not None:
+        from ..data.ood_heads import read_head_mesh
+
+        mesh = read_head_mesh(head_mesh, ict)[:2]
     sim = HeadSimulator(ict, identity_seed, seed=seed, profile=profile, body=body, hair=hair,
-                        color=color, occluder=occluder, **noise)  # fmt: skip
+                        color=color, occluder=occluder, mesh=mesh, **noise)  # fmt: skip
     R, t = head_motion(len(arkit), fps, sim.pivot, seed, motion, roll, yaw, distance)
     if out.suffix.lower() == ".mkv":
         if profile is not None and profile.name not in ("azure_nfov", "azure_wfov"):
@@ -361,7 +378,7 @@ def simulate(
         gt = out / "ground_truth"
         writer = FolderWriter(out, sim.intrinsics, fps)
         put = lambda f: writer.write(f.frame)  # noqa: E731
-    truth = GroundTruthWriter(gt, ict.faces, meshes)
+    truth = GroundTruthWriter(gt, ict.faces if mesh is None else mesh[1], meshes)
     try:
         for i, w in enumerate(arkit):
             f = sim.frame(i, w, R[i], t[i], fps)
@@ -388,6 +405,7 @@ def simulate(
             "hair": hair,
             "color": color,
             "occluder": occluder,
+            "head_mesh": None if head_mesh is None else str(head_mesh),
         }
     )
     return gt

@@ -498,15 +498,18 @@ def transfer(
         )
     else:
         kind, _, value = onto.partition(":")
+        refinement = None
         if kind == "identity":
             z_id = heads.prior_identity(content, int(value))
         elif kind == "codebook":
             z_id = heads.codebook_identity(content, int(value))
         elif kind == "take":
-            z_id = heads.take_identity(value, content)
+            z_id, refinement = heads.take_identity(value, content)
         else:
             raise DPHMError(f"transfer onto {onto!r}: identity:SEED, codebook:N, take:PATH or mesh")
-        result = heads.transfer_take(net, content, data, z_id, resolution, arkit_shapes, step)
+        result = heads.transfer_take(
+            net, content, data, z_id, resolution, arkit_shapes, step, refinement
+        )
     write_bake(out, result)
     summary["residual_mm_max"] = float(result["residual_mm"].max(initial=0.0))
     return summary

@@ -78,18 +78,26 @@ class HeadModel(nn.Module):
     def deform(self, x, cond, shape_index=None):
         return self.expression(x, cond["exp"], shape_index)
 
-    def sdf_fn(self, z_id, z_exp=None, batch=65536):
-        """A numpy/torch (N, 3) -> (N,) SDF for one head, for meshing."""
+    def sdf_fn(self, z_id, z_exp=None, batch=65536, refinement=None):
+        """A numpy/torch (N, 3) -> (N,) SDF for one head, for meshing; ``refinement`` (a
+        ``refinement.Refinement`` of the identity) corrects the canonical SDF."""
         z_id = torch.as_tensor(z_id, dtype=torch.float32, device=self.device).view(1, -1)
         if z_exp is not None:
             z_exp = torch.as_tensor(z_exp, dtype=torch.float32, device=self.device).view(1, -1)
         with torch.no_grad():
             cond = self.condition(z_id, z_exp)
 
+        def one(x):
+            if refinement is None:
+                return self.sdf(x, cond)
+            if "exp" in cond:
+                x = x + self.expression(x, cond["exp"])
+            return self.identity(x, cond["id"]) + refinement(x)
+
         @torch.no_grad()
         def fn(x):
             x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-            return torch.cat([self.sdf(c, cond) for c in torch.split(x, batch)])
+            return torch.cat([one(c) for c in torch.split(x, batch)])
 
         return fn
 

@@ -51,11 +51,13 @@ def _pose(model, z_id, codes, rest, scale, progress=None):
     return frames, residual
 
 
-def rest_mesh(model, z_id, resolution=128):
-    """(vertices, faces) of an identity's canonical surface: its largest component."""
+def rest_mesh(model, z_id, resolution=128, refinement=None):
+    """(vertices, faces) of an identity's canonical surface (with the take's ``refinement``
+    of it, if any): its largest component."""
     from ..geometry.meshing import largest_component, mesh_sdf
 
-    v, f = largest_component(*mesh_sdf(model.sdf_fn(z_id), resolution=resolution))
+    fn = model.sdf_fn(z_id, refinement=refinement)
+    v, f = largest_component(*mesh_sdf(fn, resolution=resolution))
     if len(f) == 0:
         raise DPHMError("the identity code has no surface inside the model's bounds")
     return v.astype(np.float32), f.astype(np.int32)
@@ -70,8 +72,11 @@ def arkit_shape_codes(content) -> np.ndarray:
 
 
 def bake_take(model, content, take, resolution=128, arkit_shapes=True, progress=None) -> dict:
-    """The bake of a take (see the module table). ``progress(done, total)`` per posed frame."""
-    rest, faces = rest_mesh(model, take["z_id"], resolution)
+    """The bake of a take (see the module table), of its refined identity where it has a
+    refinement. ``progress(done, total)`` per posed frame."""
+    from .take import refinement
+
+    rest, faces = rest_mesh(model, take["z_id"], resolution, refinement(take))
     n = len(take["z_exp"])
     total = n + (52 if arkit_shapes else 0)
 
@@ -109,9 +114,12 @@ def frame_meshes(model, take, resolution=96):
     """Per frame (vertices, faces) marching-cubes meshes of the posed surface (varying
     topology, canonical units): the largest component of the posed SDF's zero level."""
     from ..geometry.meshing import largest_component, mesh_sdf
+    from .take import refinement
 
+    ref = refinement(take)
     for z in take["z_exp"]:
-        yield largest_component(*mesh_sdf(model.sdf_fn(take["z_id"], z), resolution=resolution))
+        fn = model.sdf_fn(take["z_id"], z, refinement=ref)
+        yield largest_component(*mesh_sdf(fn, resolution=resolution))
 
 
 def _fps(timestamps) -> float:

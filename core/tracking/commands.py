@@ -1,5 +1,6 @@
 """``dphm track`` and ``dphm export``."""
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ def run_track(args) -> int:
     from .tracker import Tracker, load_prior_for, track
 
     preset = get_preset(args.quality)
+    if args.refine is not None:
+        preset = preset.but(refine_identity=args.refine)
     gains = parse_gains(args.gain) if args.gain else None
     neutral = neutral_range(args.neutral)
     model, content = load_head(args.model)
@@ -86,10 +89,10 @@ def _track_live(tracker, source, args) -> int:
     from .take import write_take
     from .tracker import take_arrays
 
-    results = []
+    results, observations = [], []
     try:
         frames, _ = _frames(source, args.frames)
-        for r in tracker.results(tracker.observe(f) for f in frames):
+        for r in tracker.results(_kept((tracker.observe(f) for f in frames), observations)):
             results.append(r)
             print(
                 f"frame {r.index}: "
@@ -100,12 +103,25 @@ def _track_live(tracker, source, args) -> int:
         pass
     if not any(r.found for r in results):
         raise DPHMError("no head in view")
+    if tracker.preset.refine_identity:
+        tracker.refine_identity(results, observations)
     intr = source.intrinsics.to_dict() if source.intrinsics else {}
     gains = parse_gains(args.gain) if args.gain else None
     arrays = calibrated_take(take_arrays(tracker, results), neutral_range(args.neutral), gains)
     write_take(args.out, intrinsics=intr, source=args.input, **arrays)
     print(f"wrote {args.out}: {len(results)} frames")
     return 0
+
+
+def _kept(observations, into, points=1000):
+    """Pass observations on, keeping a light copy of each (its first ``points``) for the
+    refinement at the end of a live take."""
+    from types import SimpleNamespace
+
+    for o in observations:
+        pts = o.points[:: -(-len(o.points) // points)] if o.found else None
+        into.append(SimpleNamespace(index=o.index, found=o.found, points=pts))
+        yield o
 
 
 def run_export(args) -> int:
@@ -212,6 +228,13 @@ def add_parser(sub) -> None:
         "--no-landmarks",
         action="store_true",
         help="depth only: no colour face landmarks even where the source has colour",
+    )
+    p.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refine the performer's head beyond the model's codes from all tracked frames "
+        "(default: on for balanced and best)",
     )
     p.add_argument(
         "--neutral",

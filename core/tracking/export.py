@@ -28,8 +28,10 @@ def posed_meshes(model, take, resolution=128, space="camera"):
 
     from ..geometry.inverse import invert_deformation
     from ..geometry.meshing import largest_component, mesh_sdf
+    from .take import refinement
 
-    v, f = largest_component(*mesh_sdf(model.sdf_fn(take["z_id"]), resolution=resolution))
+    fn = model.sdf_fn(take["z_id"], refinement=refinement(take))
+    v, f = largest_component(*mesh_sdf(fn, resolution=resolution))
     z_id = torch.as_tensor(take["z_id"], dtype=torch.float32).view(1, -1)
 
     def frames():

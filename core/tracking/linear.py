@@ -3,7 +3,8 @@
 Identity (100) and expression (57, in [0, 1]) weights and the pose are fitted by
 point-to-plane ICP against the skin vertices: identity on the first frame, then per frame
 expression and pose warm started from the previous frame. On ICT-simulated takes this is
-an oracle (the generating model).
+an oracle (the generating model). With ``similarity`` the first frame also fits a scale
+(the pose is a similarity), as for heads that are not ICT's.
 """
 
 import numpy as np
@@ -17,7 +18,7 @@ STRIDE = 3  # every STRIDE-th skin vertex takes part in the correspondences
 
 
 class LinearTracker:
-    def __init__(self, ict, steps=(120, 25), w_id=1e-4):
+    def __init__(self, ict, steps=(120, 25), w_id=1e-4, similarity=False):
         n = HEAD_NECK[1]
         sel = np.arange(0, n, STRIDE)
         self.ict, self.sel, self.steps, self.w_id = ict, sel, steps, w_id
@@ -25,6 +26,7 @@ class LinearTracker:
         self.id_basis = torch.as_tensor(ict.identity_deltas[:, sel])
         self.exp_basis = torch.as_tensor(ict.expression_deltas[:, sel])
         self.id_w, self.state = torch.zeros(len(self.id_basis)), None
+        self.similarity, self.scale = similarity, torch.zeros(())  # log scale
 
     def vertices(self, id_w, exp_w):
         return (
@@ -46,12 +48,14 @@ class LinearTracker:
         p = torch.as_tensor(points, dtype=torch.float32)
         R0 = torch.as_tensor(R0, dtype=torch.float32)
         t0 = torch.as_tensor(t0, dtype=torch.float32)
+        log_s = self.scale.clone().requires_grad_(first and self.similarity)
         params = [logit, w, dt] + ([id_w] if first else [])
+        params += [log_s] if log_s.requires_grad else []
         opt = torch.optim.Adam(params, lr=0.02)
         steps = self.steps[0] if first else self.steps[1]
         for k in range(steps):
             R = _skew_exp(w[None])[0] @ R0
-            v = self.vertices(id_w, torch.sigmoid(logit)) @ R.T + t0 + 0.01 * dt
+            v = log_s.exp() * self.vertices(id_w, torch.sigmoid(logit)) @ R.T + t0 + 0.01 * dt
             if k % 5 == 0:
                 vn = v.detach().cpu().numpy()
                 _, idx = cKDTree(vn).query(points)
@@ -65,12 +69,12 @@ class LinearTracker:
             R = _skew_exp(w[None])[0] @ R0
             self.state = (torch.sigmoid(logit).detach(), R, t0 + 0.01 * dt.detach())
             if first:
-                self.id_w = id_w.detach()
+                self.id_w, self.scale = id_w.detach(), log_s.detach()
         return self.state[0].cpu().numpy(), R.cpu().numpy(), self.state[2].cpu().numpy()
 
     def mesh(self, exp_w, R, t):
         """All ICT vertices in camera space for the fitted identity."""
-        v = self.ict.head(self.id_w.cpu().numpy(), exp_w)
+        v = float(self.scale.exp()) * self.ict.head(self.id_w.cpu().numpy(), exp_w)
         return v @ np.asarray(R).T + np.asarray(t)
 
 

@@ -45,6 +45,8 @@ class Preset:
     w_smooth_exp: float = 1e-3
     w_smooth_rot: float = 1.0
     w_smooth_trans: float = 1.0
+    refine_identity: bool = False  # fit the per-take correction of the identity's SDF
+
 
     def but(self, **changes) -> "Preset":
         return replace(self, **changes)
@@ -52,9 +54,10 @@ class Preset:
 
 PRESETS = {
     "preview": Preset("preview", 400, 0, 3, 60, 3, 1, 0.6, 0, 0, lr_exp=4e-2, n_select=150),
-    "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 3, 0.4, 8, 3),
+    "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 3, 0.4, 8, 3, refine_identity=True),
     "best": Preset(
-        "best", 4000, 500, 8, 300, 40, 20, 0.0, 10, 15, thin_below_mm=1.0, thin_keep=0.25
+        "best", 4000, 500, 8, 300, 40, 20, 0.0, 10, 15, thin_below_mm=1.0, thin_keep=0.25,
+        refine_identity=True,
     ),
 }
 

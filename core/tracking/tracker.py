@@ -38,6 +38,7 @@ LOST_MM = 4.0  # fit error above which the next frame restarts from the rigid se
 VELOCITY = 0.5  # share of the last frame's motion that the next frame's start continues
 FIRST_STEPS = 3  # a frame started from the rigid search gets this many times the steps
 MAX_GAP_S = 0.5  # frames further apart than this share no pose: the next one starts afresh
+REFINE_POINTS = 240_000  # canonical points the identity refinement is fitted to, at most
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Tracker:
         self.lost = True
         self.last_time = 0.0
         self.last_arkit = None
+        self.refinement = None  # the take's correction of the identity (``refine_identity``)
         with self.timed("template"):
             self.template = rigid.mean_head(model, content["codebooks"]["id"].mean(0))
 
@@ -302,6 +304,30 @@ class Tracker:
                 results[i].arkit = self._arkit(s, by_index[results[i].index])
 
 
+    def refine_identity(self, results, observations):
+        """Fit ``self.refinement`` to every tracked frame's points: through the frame's pose
+        and the backward deformation into canonical space (``model.refinement``)."""
+        from ..model.refinement import fit_refinement
+
+        by_index = {o.index: o for o in observations}
+        used = [(r, by_index[r.index]) for r in results
+                if r.found and r.index in by_index and by_index[r.index].found]  # fmt: skip
+        each = -(-REFINE_POINTS // max(1, len(used)))
+        pts, res = [], []
+        with self.timed("identity_refine"), torch.no_grad():
+            for r, obs in used:
+                s = r.state
+                x = (obs.points[:: -(-len(obs.points) // each)] - s.t) @ s.R / rigid.SCALE
+                x = torch.as_tensor(x, dtype=torch.float32)
+                cond = self.model.condition(torch.as_tensor(self.z_id)[None], s.z_exp[None])
+                x = x + self.model.deform(x, cond)
+                pts.append(x.numpy())
+                res.append(self.model.identity(x, self.cond_id).numpy())
+            if pts:
+                self.refinement = fit_refinement(np.concatenate(pts), np.concatenate(res))
+        return self.refinement
+
+
 def track(tracker: Tracker, frames, progress=None, name="the input"):
     """Offline tracking of an iterable of DepthFrames; returns (results, take arrays).
     ``name`` (the source's file) starts the message when no head is found.
@@ -334,6 +360,8 @@ def track(tracker: Tracker, frames, progress=None, name="the input"):
     good = [r for r in results if r.found]
     if not good:
         raise DPHMError(f"{name}: no head in view: no frame of {len(results)} could be tracked")
+    if tracker.preset.refine_identity:
+        tracker.refine_identity(results, observations)
     return results, take_arrays(tracker, results)
 
 
@@ -354,4 +382,5 @@ def take_arrays(tracker, results) -> dict:
         "fit_error_mm": np.array([r.fit_error_mm for r in results]),
         "quality": tracker.preset.name,
         "model_sha256": tracker.content["sha256"],
+        "refinement": tracker.refinement,
     }

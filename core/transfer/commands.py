@@ -53,14 +53,14 @@ def _identity(spec, model, content, args):
     kind, _, value = spec.partition(":")
     try:
         if kind == "identity":
-            return heads.prior_identity(content, int(value), args.prior)
+            return heads.prior_identity(content, int(value), args.prior), None
         if kind == "codebook":
-            return heads.codebook_identity(content, int(value))
+            return heads.codebook_identity(content, int(value)), None
     except ValueError as e:
         raise DPHMError(f"--onto {spec}: expected a whole number after '{kind}:'") from e
     if kind == "take":
         return heads.take_identity(value, content)
-    return _fit(model, content, value, args)["z_id"]
+    return _fit(model, content, value, args)["z_id"], None
 
 
 def _fit(model, content, mesh_path, args):
@@ -130,7 +130,7 @@ def run_transfer(args) -> int:
         )
     model_head = args.onto.partition(":")[0] in ("identity", "codebook", "take", "fit")
     if model_head:
-        z_id = _identity(args.onto, model, content, args)
+        z_id, refinement = _identity(args.onto, model, content, args)
     else:
         fit = _fit(model, content, args.onto, args)
     bar = tqdm(total=len(take["z_exp"]) + (0 if args.no_arkit_shapes else 52), unit="pose")
@@ -141,8 +141,9 @@ def run_transfer(args) -> int:
     with bar:
         if model_head:
             bake = transfer_take(
-                model, content, take, z_id, args.resolution, not args.no_arkit_shapes, progress
-            )
+                model, content, take, z_id, args.resolution, not args.no_arkit_shapes, progress,
+                refinement,
+            )  # fmt: skip
             faces = bake["faces"]
         else:
             bake, faces = _character_bake(model, content, take, fit, args, progress), fit["faces"]

@@ -30,22 +30,28 @@ def codebook_identity(content, index: int) -> np.ndarray:
     return book[index].numpy()
 
 
-def take_identity(path, content) -> np.ndarray:
-    """(D,) the identity code of an earlier take tracked with the same model."""
-    from ..tracking.take import read_take
+def take_identity(path, content):
+    """(identity code (D,), its refinement or None) of an earlier take tracked with the
+    same model."""
+    from ..tracking.take import read_take, refinement
 
     take = read_take(path)
     if take["model_sha256"] != content["sha256"]:
         raise DPHMError(f"{path}: tracked with another head model ({take['model_sha256'][:12]})")
-    return take["z_id"]
+    return take["z_id"], refinement(take)
 
 
-def transfer_take(model, content, take, z_id, resolution=128, arkit_shapes=True, progress=None):
-    """The bake of ``take`` worn by identity ``z_id``: its surface meshed once, posed by the
-    take's expression codes, with the take's pose, timing and ARKit weights."""
+def transfer_take(
+    model, content, take, z_id, resolution=128, arkit_shapes=True, progress=None, refinement=None
+):
+    """The bake of ``take`` worn by identity ``z_id`` (with that head's own ``refinement``,
+    never the performer's): its surface meshed once, posed by the take's expression codes,
+    with the take's pose, timing and ARKit weights."""
     from ..tracking.bake import bake_take
 
     z_id = np.asarray(z_id, np.float32).reshape(-1)
     if z_id.shape != np.shape(take["z_id"]):
         raise DPHMError(f"identity code of size {len(z_id)} for a take of {len(take['z_id'])}")
-    return bake_take(model, content, {**take, "z_id": z_id}, resolution, arkit_shapes, progress)
+    worn = {k: v for k, v in take.items() if not k.startswith("refine_")}
+    worn.update(z_id=z_id, **(refinement.arrays() if refinement is not None else {}))
+    return bake_take(model, content, worn, resolution, arkit_shapes, progress)
