@@ -22,6 +22,7 @@ SUITES = {
     "tracking": ".tracking.bench",
     "blender": ".blender_bench",
     "wild": ".tracking.wild_bench",
+    "ood": ".tracking.ood_bench",
 }
 
 

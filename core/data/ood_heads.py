@@ -9,7 +9,8 @@ Two kinds, both as (vertices, triangles, face mask) in ICT's frame and metres:
   found from its size, turned and moved onto ICT's mean head (a start at the nose tip,
   then trimmed rigid ICP: the scale is the head's own), its winding made outward. Meshes
   must have y up and the face toward +z, as scans and ICT have. Its face mask is the part
-  within ``FACE_NEAR`` of ICT's narrow face.
+  within ``FACE_NEAR`` of ICT's narrow face and at least ``EDGE`` from the mesh's open
+  border (where a scan ends, a complete head goes on: its surface there is no error).
 """
 
 import numpy as np
@@ -21,6 +22,7 @@ from .obj import read_obj, triangulate
 
 PUSHED = ("smooth", "nose", "chin", "ears")
 FACE_NEAR = 0.015  # metres
+EDGE = 0.01
 UNITS = {"metres": 1.0, "centimetres": 0.01, "millimetres": 0.001}
 
 
@@ -88,9 +90,19 @@ def read_head_mesh(path, ict: ICTFaceKit):
         tris = tris[:, ::-1].copy()  # wound inward: cull_back would hide the face
     dist, idx = cKDTree(ict.neutral[: HEAD_NECK[1]]).query(v)
     mask = (dist < FACE_NEAR) & ict.face_vertex_mask[: HEAD_NECK[1]][idx]
+    border = open_border(tris)
+    if len(border):
+        mask &= cKDTree(v[border]).query(v)[0] >= EDGE
     if mask.sum() < 100:
         raise DPHMError(f"{path}: the mesh does not look like a face with y up and +z forward")
     return v.astype(np.float32), tris, mask
+
+
+def open_border(tris: np.ndarray) -> np.ndarray:
+    """Vertex ids on edges that only one triangle uses."""
+    e = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), 1)
+    u, count = np.unique(e, axis=0, return_counts=True)
+    return np.unique(u[count == 1])
 
 
 def _icp(v, ref, iters=30):

@@ -37,7 +37,7 @@ TRUNC = 0.05  # 10 mm: residuals beyond are not the head
 LIMIT = 0.05  # 10 mm: the largest correction
 HUBER = 0.0075  # 1.5 mm
 IRLS = 3
-LAM_SMOOTH, LAM_ZERO = 2.0, 1e-3
+LAM_SMOOTH, LAM_ZERO = 0.3, 1e-3
 
 
 @dataclass

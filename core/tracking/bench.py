@@ -97,6 +97,21 @@ def seen_by_camera(vertices, triangles, intr) -> np.ndarray:
     return seen
 
 
+def seen_in_depth(vertices, frame, tol=0.005) -> np.ndarray:
+    """(V,) the vertices of a ground-truth mesh (camera space) that the frame's depth saw:
+    those whose pixel holds a reading within ``tol`` metres of them (what the camera could
+    not measure, at a grazing angle say, does not count)."""
+    from ..capture.raster import project
+
+    uv = np.round(project(vertices, frame.intrinsics)).astype(int)
+    h, w = frame.depth.shape
+    ok = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    seen = np.zeros(len(vertices), bool)
+    d = frame.depth[uv[ok, 1], uv[ok, 0]]
+    seen[ok] = (d > 0) & (np.abs(d - vertices[ok, 2]) < tol)
+    return seen
+
+
 def evaluate(pred_meshes, sims, arkit, ict, topo, seen=False):
     """Mean face and head metrics of the scored frames, and the ARKit MAE; with ``seen``
     also the face metrics over the part of the face the camera saw (``_seen``)."""
@@ -136,11 +151,7 @@ def run_dphm(
     _, arrays = track(tracker, [s.frame for s in sims])
     total = time.perf_counter() - t0
     per_frame = sum(tracker.timings.get(k, 0.0) for k in PER_FRAME)
-    meshes = []
-    for i in range(0, len(sims), EVAL_STRIDE):
-        fn = model.sdf_fn(arrays["z_id"], arrays["z_exp"][i])
-        v, f = largest_component(*mesh_sdf(fn, resolution=EVAL_RESOLUTION))
-        meshes.append((i, (arrays["s"][i] * v @ arrays["R"][i].T + arrays["t"][i], f)))
+    meshes = scored_meshes(model, arrays, len(sims), arrays["refinement"])
     timing = {f"ms_{k}": 1000 * v / len(sims) for k, v in tracker.timings.items()}
     timing = {"fps": len(sims) / per_frame, "fps_overall": len(sims) / total, **timing}
     return (
@@ -150,13 +161,24 @@ def run_dphm(
     )
 
 
-def run_linear(ict, sims, model, content):
+def scored_meshes(model, arrays, n, refinement=None):
+    """(frame, (vertices, faces)) of every EVAL_STRIDE-th tracked frame in camera space,
+    with the take's identity ``refinement`` when given."""
+    meshes = []
+    for i in range(0, n, EVAL_STRIDE):
+        fn = model.sdf_fn(arrays["z_id"], arrays["z_exp"][i], refinement=refinement)
+        v, f = largest_component(*mesh_sdf(fn, resolution=EVAL_RESOLUTION))
+        meshes.append((i, (arrays["s"][i] * v @ arrays["R"][i].T + arrays["t"][i], f)))
+    return meshes
+
+
+def run_linear(ict, sims, model, content, similarity=False):
     from ..data.arkit import ict_to_arkit_matrix
     from . import rigid
     from .preprocess import segment_head
 
     tpl = rigid.mean_head(model, content["codebooks"]["id"].mean(0))
-    lt = LinearTracker(ict)
+    lt = LinearTracker(ict, similarity=similarity)
     to_arkit = ict_to_arkit_matrix(ict.expression_names)
     meshes, arkit, t0 = [], [], time.perf_counter()
     for i, s in enumerate(sims):
