@@ -69,11 +69,13 @@ class HeadModel(nn.Module):
             cond["exp"] = self.expression.condition(z_exp, z_id, cond["id"]["anchors"])
         return cond
 
-    def sdf(self, x, cond, shape_index=None):
-        """Canonical SDF, or posed SDF when the condition holds an expression."""
+    def sdf(self, x, cond, shape_index=None, refinement=None):
+        """Canonical SDF, or posed SDF when the condition holds an expression; a take's
+        ``refinement`` (``refinement.Refinement``) corrects the canonical SDF."""
         if "exp" in cond:
             x = x + self.expression(x, cond["exp"], shape_index)
-        return self.identity(x, cond["id"], shape_index)
+        out = self.identity(x, cond["id"], shape_index)
+        return out if refinement is None else out + refinement(x)
 
     def deform(self, x, cond, shape_index=None):
         return self.expression(x, cond["exp"], shape_index)
@@ -87,17 +89,11 @@ class HeadModel(nn.Module):
         with torch.no_grad():
             cond = self.condition(z_id, z_exp)
 
-        def one(x):
-            if refinement is None:
-                return self.sdf(x, cond)
-            if "exp" in cond:
-                x = x + self.expression(x, cond["exp"])
-            return self.identity(x, cond["id"]) + refinement(x)
-
         @torch.no_grad()
         def fn(x):
             x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-            return torch.cat([one(c) for c in torch.split(x, batch)])
+            parts = torch.split(x, batch)
+            return torch.cat([self.sdf(c, cond, refinement=refinement) for c in parts])
 
         return fn
 

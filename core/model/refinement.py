@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 VOXEL = 0.0125  # canonical units (2.5 mm)
 ORIGIN = -1.0
@@ -72,21 +71,33 @@ class Refinement:
         )
 
     def volume(self, device=None) -> torch.Tensor:
-        """The dense (1, 1, z, y, x) grid for ``grid_sample``."""
+        """The dense grid, flat (SIZE^3,)."""
         if self._volume is None or self._volume.device != torch.device(device or "cpu"):
             v = torch.zeros(self.size**3, device=device)
             v[torch.as_tensor(self.index, device=device)] = torch.as_tensor(
                 self.values, dtype=torch.float32, device=device
             )
-            self._volume = v.view(self.size, self.size, self.size).permute(2, 1, 0)[None, None]
+            self._volume = v
         return self._volume
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """g at canonical points x (N, 3); 0 outside the grid."""
-        half = 0.5 * (self.size - 1) * self.voxel
-        grid = ((x - (ORIGIN + half)) / half).view(1, 1, 1, -1, 3)
-        out = F.grid_sample(self.volume(x.device), grid.to(torch.float32), align_corners=True)
-        return out.view(-1).to(x.dtype)
+        """g at canonical points x (N, 3), trilinear (differentiable in x to any order, as the
+        fit's normal term needs); 0 outside the grid."""
+        n, vol = self.size, self.volume(x.device)
+        u = (x - ORIGIN) / self.voxel
+        base = u.detach().floor().clamp(0, n - 2)
+        f = u - base
+        inside = ((u >= 0) & (u <= n - 1)).all(1)
+        b = base.long()
+        out = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        for corner in range(8):
+            d = [(corner >> k) & 1 for k in range(3)]
+            w = torch.ones_like(out)
+            for k in range(3):
+                w = w * (f[:, k] if d[k] else 1 - f[:, k])
+            idx = ((b[:, 0] + d[0]) * n + b[:, 1] + d[1]) * n + b[:, 2] + d[2]
+            out = out + w * vol[idx]
+        return torch.where(inside, out, torch.zeros_like(out))
 
     @property
     def largest_mm(self) -> float:

@@ -91,12 +91,14 @@ def fit_frames(
     after=None,
     seed=0,
     cond_id=None,
+    refinement=None,
 ):
     """Fit B frames jointly; returns (z_id, [State] * B, fit error per frame in mm, steps run).
 
     ``init`` holds a State per frame; ``before`` / ``after`` optional fixed neighbour States
     for the temporal terms. With ``fit_identity`` the identity code is optimised too;
     without, ``cond_id`` (``model.identity.condition`` of ``z_id``) saves recomputing it.
+    ``refinement``: the take's correction of the canonical SDF (``model.refinement``).
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)  # the diffusion prior's t and noise
@@ -155,7 +157,7 @@ def fit_frames(
     n_run = 0
     for n_run in range(1, steps + 1):
         cond, R, t, x = forward()
-        sdf = model.sdf(x, cond, idx)
+        sdf = model.sdf(x, cond, idx, refinement)
         res = sdf.abs()
         if preset.early_stop_mm and n_run > 1:
             if _weighted_median(res.detach(), wts) * SCALE * 1000 < preset.early_stop_mm:
@@ -163,7 +165,7 @@ def fit_frames(
         loss = (res.clamp(max=preset.trunc) * wts).sum() / wts.sum()
         if len(nsel) and preset.w_normal:
             xn = x[nsel]
-            f = model.sdf(xn, cond, idx[nsel])
+            f = model.sdf(xn, cond, idx[nsel], refinement)
             g = torch.autograd.grad(f.sum(), xn, create_graph=True)[0]
             n_can = torch.einsum("ni,nij->nj", nrm[nsel], R[idx[nsel]])
             loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
@@ -183,7 +185,7 @@ def fit_frames(
     pts, idx = full
     with torch.no_grad():
         cond, R, t, x = forward()
-        res = model.sdf(x, cond, idx).abs() * SCALE * 1000
+        res = model.sdf(x, cond, idx, refinement).abs() * SCALE * 1000
     errors = [float(r.median()) for r in torch.split(res, counts)]
     states = [
         State(

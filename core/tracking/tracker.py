@@ -274,7 +274,8 @@ class Tracker:
             yield from (self._flagged(o, o.reason or "no head") for o in pending)
 
     def refine(self, results, observations):
-        """Joint pass over windows of consecutive tracked frames (in place)."""
+        """Joint pass over windows of consecutive tracked frames (in place), on the refined
+        head once ``refine_identity`` has run."""
         w = self.preset.window
         if not w or not self.preset.window_steps:
             return
@@ -298,6 +299,7 @@ class Tracker:
                     after=after,
                     seed=self.seed + k,
                     cond_id=self.cond_id,
+                    refinement=self.refinement,
                 )
             for i, s, e in zip(sel, states, errs, strict=True):
                 results[i].state, results[i].fit_error_mm = s, e
@@ -360,7 +362,9 @@ def track(tracker: Tracker, frames, progress=None, name="the input"):
     good = [r for r in results if r.found]
     if not good:
         raise DPHMError(f"{name}: no head in view: no frame of {len(results)} could be tracked")
-    if tracker.preset.refine_identity:
+    if tracker.preset.refine_identity:  # the windows again on the refined head, then again
+        tracker.refine_identity(results, observations)
+        tracker.refine(results, observations)
         tracker.refine_identity(results, observations)
     return results, take_arrays(tracker, results)
 
