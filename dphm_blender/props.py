@@ -142,6 +142,12 @@ class DPHM_SceneSettings(PropertyGroup):
         "in the engine) for the eyelids, brows and a steadier pose; off: depth only",
         default=True,
     )
+    use_refine: BoolProperty(
+        name="Refine head",
+        description="After tracking, refine the performer's head beyond the model's codes "
+        "from every tracked frame (a few seconds): the take, its bake and exports carry it",
+        default=True,
+    )
     take: StringProperty(name="Take", subtype="FILE_PATH", default="", options=_PATH)
     take_first_frame: IntProperty(name="Take's first capture frame", default=0, min=0)
 

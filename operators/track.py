@@ -56,6 +56,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
                 quality=s.quality,
                 prior_strength=s.prior_strength,
                 landmarks=s.use_landmarks,
+                refine=s.use_refine,
                 preview_folder=str(folder / "preview"),
                 record=str(folder / self._out.stem),
                 live=True,
@@ -78,6 +79,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
             frames=frames,
             prior_strength=s.prior_strength,
             landmarks=s.use_landmarks,
+            refine=s.use_refine,
             preview_folder=str(folder / "preview"),
             **calibration(s),
         )

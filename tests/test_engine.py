@@ -250,3 +250,27 @@ def test_track_job_uses_colour_landmarks_unless_told_not_to(engine, tmp_path):
         assert job.state == "done", job.error
         seen.append(job.result["face_frames"])
     assert seen[0] >= 6 and seen[1] == 0
+
+
+def test_track_job_refines_the_head_when_asked(engine, tmp_path):
+    """``refine`` True stores the identity refinement in the take even at preview quality,
+    False leaves it out at balanced; the bake of the refined take meshes the refined head."""
+    from dphm.core.tracking.take import read_take, refinement
+
+    sim = engine.submit("simulate", out=str(tmp_path / "sim"), frames=6)
+    sim.wait(600)
+    assert sim.state == "done", sim.error
+    takes = {}
+    for quality, refine in (("preview", True), ("balanced", False)):
+        out = tmp_path / f"{quality}.npz"
+        job = engine.submit("track", input=str(tmp_path / "sim"), quality=quality, out=str(out),
+                            refine=refine)  # fmt: skip
+        job.wait(900)
+        assert job.state == "done", job.error
+        takes[quality] = read_take(out)
+    assert refinement(takes["preview"]).largest_mm > 0.1
+    assert refinement(takes["balanced"]) is None
+    job = engine.submit("bake", take=str(tmp_path / "preview.npz"),
+                        out=str(tmp_path / "b.npz"), resolution=48, arkit_shapes=False)  # fmt: skip
+    job.wait(600)
+    assert job.state == "done", job.error

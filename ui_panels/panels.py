@@ -67,6 +67,7 @@ class DPHM_PT_track(_DPHMPanel, Panel):
         layout.prop(s, "quality")
         layout.prop(s, "prior_strength", slider=True)
         layout.prop(s, "use_landmarks")
+        layout.prop(s, "use_refine")
         _switched_row(layout, s, "use_range", "range_start", "range_end")
         _switched_row(layout, s, "use_neutral", "neutral_start", "neutral_end")
         layout.prop(s, "arkit_gains")

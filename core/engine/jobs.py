@@ -210,11 +210,13 @@ def track(
     neutral=None,
     gains=(),
     landmarks=True,
+    refine=None,
 ) -> dict:
     """Track a recording into a take (``out``); previews the fitted head while it runs.
     ``neutral`` (take frames "N" or "A:B") and ``gains`` ("NAME=G") calibrate the ARKit
     weights to the performer (``tracking.arkit_calibration``); ``landmarks`` False tracks
-    on depth only even where the source has colour.
+    on depth only even where the source has colour; ``refine`` True / False refines the
+    performer's head beyond the codes or not (None: as the quality does).
     A camera (``live:k4a``, ``live:orbbec``, ``live:realsense``, ``live:record3d``), or any
     source with ``live``, is tracked frame by frame as it streams until ``stop``; ``record``
     also keeps its frames."""
@@ -234,6 +236,8 @@ def track(
         w_prior_id=preset.w_prior_id * prior_strength,
         w_prior_exp=preset.w_prior_exp * prior_strength,
     )
+    if refine is not None:
+        preset = preset.but(refine_identity=bool(refine))
     net, content = load_head(model)
     prior = load_prior_for(content) if prior_strength > 0 else None
     tracker = Tracker(net, content, preset, prior, face="auto" if landmarks else None)
@@ -292,9 +296,9 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
     from ..capture.opener import open_source
     from ..tracking.arkit_calibration import calibrated_take
     from ..tracking.take import write_take
-    from ..tracking.tracker import take_arrays
+    from ..tracking.tracker import kept, take_arrays
 
-    results, t0 = [], time.monotonic()
+    results, kept_obs, t0 = [], [], time.monotonic()
     with open_source(input, color=tracker.face is not None) as src:
         replay = not str(input).startswith("live:")
         writer = FolderWriter(record, src.intrinsics, src.fps) if record else None
@@ -313,7 +317,7 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
                 yield tracker.observe(f)
 
         try:
-            for r in tracker.results(frames()):
+            for r in tracker.results(kept(frames(), kept_obs)):
                 results.append(r)
                 err = f"{r.fit_error_mm:.2f} mm" if r.found else "no head"
                 ctx.progress(len(results), None, "live track", f"frame {r.index}: {err}")
@@ -325,6 +329,9 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
         intr = src.intrinsics.to_dict()
     if not any(r.found for r in results):
         raise DPHMError(f"{input}: no head in view in {len(results)} frames")
+    if tracker.preset.refine_identity:
+        ctx.progress(len(results), None, "refine the head")
+        tracker.refine_identity(results, kept_obs)
     arrays = calibrated_take(take_arrays(tracker, results), *calibration)
     write_take(out, intrinsics=intr, source=str(input), **arrays)
     seconds = time.monotonic() - t0

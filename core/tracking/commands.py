@@ -87,12 +87,12 @@ def _track_live(tracker, source, args) -> int:
     """Live: print one line per frame as results stream; the take is written on Ctrl-C."""
     from .arkit_calibration import calibrated_take, neutral_range, parse_gains
     from .take import write_take
-    from .tracker import take_arrays
+    from .tracker import kept, take_arrays
 
     results, observations = [], []
     try:
         frames, _ = _frames(source, args.frames)
-        for r in tracker.results(_kept((tracker.observe(f) for f in frames), observations)):
+        for r in tracker.results(kept((tracker.observe(f) for f in frames), observations)):
             results.append(r)
             print(
                 f"frame {r.index}: "
@@ -111,17 +111,6 @@ def _track_live(tracker, source, args) -> int:
     write_take(args.out, intrinsics=intr, source=args.input, **arrays)
     print(f"wrote {args.out}: {len(results)} frames")
     return 0
-
-
-def _kept(observations, into, points=1000):
-    """Pass observations on, keeping a light copy of each (its first ``points``) for the
-    refinement at the end of a live take."""
-    from types import SimpleNamespace
-
-    for o in observations:
-        pts = o.points[:: -(-len(o.points) // points)] if o.found else None
-        into.append(SimpleNamespace(index=o.index, found=o.found, points=pts))
-        yield o
 
 
 def run_export(args) -> int:

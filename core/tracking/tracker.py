@@ -369,6 +369,17 @@ def track(tracker: Tracker, frames, progress=None, name="the input"):
     return results, take_arrays(tracker, results)
 
 
+def kept(observations, into, points=1000):
+    """Pass a stream of observations on, keeping a light copy of each (``points`` of its
+    points) in ``into`` for ``Tracker.refine_identity`` at the end of a live take."""
+    from types import SimpleNamespace
+
+    for o in observations:
+        pts = o.points[:: -(-len(o.points) // points)] if o.found else None
+        into.append(SimpleNamespace(index=o.index, found=o.found, points=pts))
+        yield o
+
+
 def take_arrays(tracker, results) -> dict:
     """The take's per-frame arrays; frames before the first good one take its state."""
     first = next(r for r in results if r.state is not None)
