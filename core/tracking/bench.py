@@ -2,7 +2,8 @@
 
 Each case is a held-out ICT identity (``corpus`` split) performing a named sequence (the
 model never trained on them) at NFOV unbinned, 0.5 to 0.8 m. Every ``EVAL_STRIDE``-th
-frame's tracked head (posed SDF meshed at ``EVAL_RESOLUTION``, in camera space) is compared
+frame's tracked head (posed SDF meshed at ``EVAL_RESOLUTION``, in camera space, with the
+take's identity refinement where the preset makes one) is compared
 with the ground-truth mesh by ``geometry.metrics.compare_meshes``; ARKit weights by mean
 absolute error. Rows: dphm (diffusion prior and encoder when shipped), no_prior (L2
 codes), no_anchor (no anchor-landmark term), dphm_no_encoder, encoder_only (the encoder's

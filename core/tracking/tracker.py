@@ -273,9 +273,9 @@ class Tracker:
         else:
             yield from (self._flagged(o, o.reason or "no head") for o in pending)
 
-    def refine(self, results, observations):
+    def refine(self, results, observations, stage="refine"):
         """Joint pass over windows of consecutive tracked frames (in place), on the refined
-        head once ``refine_identity`` has run."""
+        head once ``refine_identity`` has run; timed as ``stage``."""
         w = self.preset.window
         if not w or not self.preset.window_steps:
             return
@@ -286,7 +286,7 @@ class Tracker:
             before = results[sel[0] - 1].state if sel[0] > 0 and results[sel[0] - 1].found else None
             nxt = sel[-1] + 1
             after = results[nxt].state if nxt < len(results) and results[nxt].found else None
-            with self.timed("refine"):
+            with self.timed(stage):
                 _, states, errs, _ = fit_frames(
                     self.model,
                     self.z_id,
@@ -364,7 +364,7 @@ def track(tracker: Tracker, frames, progress=None, name="the input"):
         raise DPHMError(f"{name}: no head in view: no frame of {len(results)} could be tracked")
     if tracker.preset.refine_identity:  # the windows again on the refined head, then again
         tracker.refine_identity(results, observations)
-        tracker.refine(results, observations)
+        tracker.refine(results, observations, stage="identity_refine")
         tracker.refine_identity(results, observations)
     return results, take_arrays(tracker, results)
 

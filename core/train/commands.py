@@ -1,5 +1,5 @@
-"""``dphm train model|prior|encoder|landmarks --preset tiny|default [--data PATH] [--head CKPT]
-[--out CKPT]``."""
+"""``dphm train model|prior|encoder|landmarks --preset tiny|default|long [--data PATH]
+[--head CKPT] [--out CKPT]``."""
 
 from pathlib import Path
 
@@ -16,6 +16,10 @@ DEFAULT_OUT = {
 
 def run(args) -> int:
     out = Path(args.out) if args.out else DEFAULT_OUT[args.what]
+    if args.preset == "long" and args.what != "model":
+        from ..errors import DPHMError
+
+        raise DPHMError("--preset long: only the head model has it (dphm train model)")
     if args.what == "model":
         from .head import train_head
 
@@ -45,7 +49,8 @@ def add_parser(sub) -> None:
         "train", help="train the head model, its priors or the encoder (runs under torchrun too)"
     )
     p.add_argument("what", choices=["model", "prior", "encoder", "landmarks"])
-    p.add_argument("--preset", choices=["tiny", "default"], default="default")
+    p.add_argument("--preset", choices=["tiny", "default", "long"], default="default",
+                   help="long: the head model trained four times as long (resumes)")  # fmt: skip
     p.add_argument("--data", help="ICT-FaceKit .npz or FaceXModel folder (default: shared data)")
     p.add_argument(
         "--head", help="prior, encoder: the head checkpoint to train for (default: weights/)"

@@ -1,6 +1,7 @@
 """Named training presets. ``tiny`` is for tests (a minute or two on 2 cores); ``default``
 produces the shipped weights (head model: about an hour on 2 CPU cores; priors: under 10
-minutes; encoder: about half an hour)."""
+minutes; encoder: about half an hour); ``long`` (head model only) trains the same data
+four times as long (about three hours: it resumes across sessions)."""
 
 from dataclasses import dataclass, replace
 
@@ -48,6 +49,7 @@ HEAD_PRESETS = {
         n_corr=1024,
     ),
 }
+HEAD_PRESETS["long"] = replace(HEAD_PRESETS["default"], id_steps=20_000, exp_steps=20_000)
 
 # loss weights (canonical units: 1 mm = 0.005)
 ID_LOSS = {"surf": 3.0, "sdf": 1.0, "normal": 0.1, "eikonal": 0.05, "anchor": 10.0, "reg": 1e-4}
