@@ -49,7 +49,7 @@ def test_take_round_trip_and_atomic(tmp_path, monkeypatch):
     path = tmp_path / "take.npz"
     write_take(path, **fake_take())
     take = read_take(path)
-    assert take["format"] == "dphm-take/1" and take["quality"] == "preview"
+    assert take["format"] == "dphm-take/2" and take["quality"] == "preview"
     assert tuple(take["arkit_names"]) == ARKIT_NAMES and take["R"].shape == (4, 3, 3)
     assert take["intrinsics"]["fx"] == KINECT_NFOV.fx and np.isnan(take["fit_error_mm"][-1])
     # a failing write leaves the old take intact and no partial file behind as the take
