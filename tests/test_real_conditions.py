@@ -181,3 +181,17 @@ def test_seen_by_camera_keeps_the_near_side():
     seen = seen_by_camera(v, t, KINECT_NFOV)
     assert 0.3 < seen.mean() < 0.5  # a little under half: perspective, and the rim
     assert v[seen, 2].max() < 1.0 + 0.02 and v[~seen, 2].min() > 1.0 - 0.02
+
+
+@needs_ict
+def test_the_neck_under_the_jaw_is_kept_beside_the_head(ict):  # noqa: F811
+    """The jaw's edge splits the neck into a blob of its own: it stays out of the head's
+    points (the fit's) and is kept beside them for the identity refinement."""
+    from dphm.core.tracking.preprocess import segment_head
+
+    sim = HeadSimulator(ict, seed=1)
+    R, t = head_motion(1, 30, sim.pivot, 0, "none")
+    obs = segment_head(sim.frame(0, np.zeros(52), R[0], t[0]).frame)
+    below = lambda p: (((p - t[0]) @ R[0])[:, 1] < -0.09).sum()  # noqa: E731  ICT y up
+    assert below(obs.points) < 20 and below(obs.beside) > 200
+    assert len(obs.beside) <= 1000

@@ -27,6 +27,7 @@ MAJOR_RANGE = (0.12, 0.40)
 RELIEF_MIN = 0.012  # metres off the blob's best plane (95th percentile): a head is round,
 # a wall is not, seen straight or at a slant
 MIN_POINTS = 300
+BESIDE_POINTS = 1000
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Observation:
     landmark_spread: np.ndarray | None = None  # (A,) their expected errors, metres
     face: object | None = None  # face_landmarks.FaceLandmarks from the colour stream
     face_fit: tuple | None = None  # (points (M, 3), canonical targets (M, 3), spreads (M,))
+    beside: np.ndarray | None = None  # (K, 3) other blobs' points within the head's ball
 
 
 def _undistort(xd, yd, k, iters=20):
@@ -185,9 +187,30 @@ def segment_head(frame, max_points=None, seed=0) -> Observation:
             reason = "nearest blob is flat, not a head"
             continue
         vv, uu = vv[keep], uu[keep]
-        return _with_normals(frame, depth, r, vv, uu, max_points, seed)
+        obs = _with_normals(frame, depth, r, vv, uu, max_points, seed)
+        obs.beside = _beside(labels, depth, r, i + 1, pts, vv, uu, seed)
+        return obs
     miss.reason = reason
     return miss
+
+
+def _beside(labels, depth, r, label, pts, vv, uu, seed, n=BESIDE_POINTS):
+    """Up to ``n`` points of the other blobs within the head's ball (the neck that the jaw's
+    edge splits off, but also hair, a hand, a shoulder): not for the fit, only for the
+    identity refinement, which keeps those the refined head's surface passes near."""
+    centre = head_centre(pts)
+    pad = (vv.max() - vv.min()) // 2
+    v0, v1 = max(vv.min() - pad, 0), min(vv.max() + pad + 1, depth.shape[0])
+    u0, u1 = max(uu.min() - pad, 0), min(uu.max() + pad + 1, depth.shape[1])
+    lab = labels[v0:v1, u0:u1]
+    cv, cu = np.nonzero((lab > 0) & (lab != label))
+    cv, cu = cv + v0, cu + u0
+    z = depth[cv, cu]
+    xyz = np.concatenate([r[cv, cu] * z[:, None], z[:, None]], 1)
+    xyz = xyz[np.linalg.norm(xyz - centre, axis=1) < HEAD_RADIUS]
+    if len(xyz) > n:
+        xyz = xyz[np.random.default_rng(seed).choice(len(xyz), n, replace=False)]
+    return xyz.astype(np.float32)
 
 
 def _with_normals(frame, depth, r, vv, uu, max_points, seed):

@@ -319,7 +319,10 @@ class Tracker:
         with self.timed("identity_refine"), torch.no_grad():
             for r, obs in used:
                 s = r.state
-                x = (obs.points[:: -(-len(obs.points) // each)] - s.t) @ s.R / rigid.SCALE
+                p = obs.points[:: -(-len(obs.points) // each)]
+                if getattr(obs, "beside", None) is not None and len(obs.beside):
+                    p = np.concatenate([p, obs.beside[: max(1, each // 4)]])
+                x = (p - s.t) @ s.R / rigid.SCALE
                 x = torch.as_tensor(x, dtype=torch.float32)
                 cond = self.model.condition(torch.as_tensor(self.z_id)[None], s.z_exp[None])
                 x = x + self.model.deform(x, cond)
@@ -376,7 +379,8 @@ def kept(observations, into, points=1000):
 
     for o in observations:
         pts = o.points[:: -(-len(o.points) // points)] if o.found else None
-        into.append(SimpleNamespace(index=o.index, found=o.found, points=pts))
+        beside = o.beside[: points // 4] if o.found and o.beside is not None else None
+        into.append(SimpleNamespace(index=o.index, found=o.found, points=pts, beside=beside))
         yield o
 
 
