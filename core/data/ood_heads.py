@@ -17,6 +17,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..errors import DPHMError
+from ..geometry.meshing import boundary_edges
+from ..geometry.sampling import vertex_normals
+from ..transfer.landmarks import apply, icp
 from .ict import HEAD_NECK, ICTFaceKit
 from .obj import read_obj, triangulate
 
@@ -24,14 +27,6 @@ PUSHED = ("smooth", "nose", "chin", "ears")
 FACE_NEAR = 0.015  # metres
 EDGE = 0.01
 UNITS = {"metres": 1.0, "centimetres": 0.01, "millimetres": 0.001}
-
-
-def vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
-    n = np.zeros_like(v, dtype=np.float64)
-    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
-    for k in range(3):
-        np.add.at(n, tris[:, k], fn)
-    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _bump(v, centre, sigma):
@@ -45,7 +40,7 @@ def pushed(ict: ICTFaceKit, base: np.ndarray, kind: str, seed: int = 0) -> np.nd
     v = np.asarray(base, np.float64).copy()
     skin = np.zeros(len(v), bool)
     skin[: HEAD_NECK[1]] = True
-    n = vertex_normals(v, ict.skin_triangles).astype(np.float64)
+    n = vertex_normals(v, ict.skin_triangles)
     face = v[: ict.face_vertex_mask.sum()]
     nose = face[np.argmax(face[:, 2])]
     if kind == "smooth":  # 3-4 mm bumps and dents 2-4 cm across
@@ -85,37 +80,15 @@ def read_head_mesh(path, ict: ICTFaceKit):
     ref_face = ict.neutral[ict.face_vertex_mask].astype(np.float64)
     central = np.abs(v[:, 0] - np.median(v[:, 0])) < 0.03
     v += ref_face[np.argmax(ref_face[:, 2])] - v[central][np.argmax(v[central, 2])]
-    v = _icp(v, ref)
+    m, _ = icp(v[:: max(1, len(v) // 5000)], ref, np.eye(4), iters=30, keep=0.7, scale=False)
+    v = apply(m, v)
     if np.mean(np.sum(vertex_normals(v, tris) * (v - ref.mean(0)), 1) > 0) < 0.5:
         tris = tris[:, ::-1].copy()  # wound inward: cull_back would hide the face
     dist, idx = cKDTree(ict.neutral[: HEAD_NECK[1]]).query(v)
     mask = (dist < FACE_NEAR) & ict.face_vertex_mask[: HEAD_NECK[1]][idx]
-    border = open_border(tris)
+    border = np.unique(boundary_edges(tris))
     if len(border):
         mask &= cKDTree(v[border]).query(v)[0] >= EDGE
     if mask.sum() < 100:
         raise DPHMError(f"{path}: the mesh does not look like a face with y up and +z forward")
     return v.astype(np.float32), tris, mask
-
-
-def open_border(tris: np.ndarray) -> np.ndarray:
-    """Vertex ids on edges that only one triangle uses."""
-    e = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), 1)
-    u, count = np.unique(e, axis=0, return_counts=True)
-    return np.unique(u[count == 1])
-
-
-def _icp(v, ref, iters=30):
-    """``v`` moved rigidly onto ``ref``: trimmed point-to-point ICP (the nearest 70 %)."""
-    tree = cKDTree(ref)
-    step = max(1, len(v) // 5000)
-    for _ in range(iters):
-        src = v[::step]
-        d, j = tree.query(src)
-        keep = d <= np.quantile(d, 0.7)
-        a, b = src[keep], ref[j[keep]]
-        ca, cb = a.mean(0), b.mean(0)
-        u, _, vt = np.linalg.svd((a - ca).T @ (b - cb))
-        R = (u @ np.diag([1, 1, np.sign(np.linalg.det(u @ vt))]) @ vt).T
-        v = (v - ca) @ R.T + cb
-    return v

@@ -226,9 +226,14 @@ def largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarr
     return np.asarray(vertices)[used], remap[keep_faces].astype(faces.dtype)
 
 
-def boundary_edge_count(faces: np.ndarray) -> int:
-    """Number of edges used by exactly one face (0 for a closed mesh)."""
+def boundary_edges(faces: np.ndarray) -> np.ndarray:
+    """(E, 2) the edges used by exactly one face (none for a closed mesh)."""
     f = np.asarray(faces, dtype=np.int64)
     edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
-    _, counts = np.unique(edges, axis=0, return_counts=True)
-    return int((counts == 1).sum())
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    return unique[counts == 1]
+
+
+def boundary_edge_count(faces: np.ndarray) -> int:
+    """Number of edges used by exactly one face (0 for a closed mesh)."""
+    return len(boundary_edges(faces))

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.corpus import CANONICAL_SCALE
+
 VOXEL = 0.0125  # canonical units (2.5 mm)
 ORIGIN = -1.0
 SIZE = int(round(2.0 / VOXEL)) + 1  # grid vertices per axis
@@ -101,7 +103,7 @@ class Refinement:
 
     @property
     def largest_mm(self) -> float:
-        return float(np.abs(self.values).max(initial=0.0)) * 200.0
+        return float(np.abs(self.values).max(initial=0.0)) * CANONICAL_SCALE * 1000.0
 
 
 def _trilinear(points, size):

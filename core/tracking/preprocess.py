@@ -7,7 +7,9 @@ phone is held either way) or alone (bodies, hair): the blob is cut to a ball of
 ``HEAD_RADIUS`` around a centre ``CENTRE_DEPTH`` behind the middle of its front
 (``FRONT_SLAB`` deep: the face, from any side), which keeps the head and drops shoulders
 and chest; its size is checked along its own principal axes. Normals come from a
-bilaterally filtered depth map. A frame without such a blob is returned with ``found``
+bilaterally filtered depth map. Other blobs inside the ball (the neck that the jaw's
+edge splits off, hair, a hand) are kept ``beside`` the head's points: the fit never uses
+them, the identity refinement does. A frame without such a blob is returned with ``found``
 False and the reason.
 """
 
@@ -27,7 +29,7 @@ MAJOR_RANGE = (0.12, 0.40)
 RELIEF_MIN = 0.012  # metres off the blob's best plane (95th percentile): a head is round,
 # a wall is not, seen straight or at a slant
 MIN_POINTS = 300
-BESIDE_POINTS = 1000
+BESIDE_POINTS = 1000  # other blobs' points kept beside the head's (for the refinement)
 
 
 @dataclass

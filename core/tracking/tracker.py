@@ -305,7 +305,6 @@ class Tracker:
                 results[i].state, results[i].fit_error_mm = s, e
                 results[i].arkit = self._arkit(s, by_index[results[i].index])
 
-
     def refine_identity(self, results, observations):
         """Fit ``self.refinement`` to every tracked frame's points: through the frame's pose
         and the backward deformation into canonical space (``model.refinement``)."""
@@ -316,15 +315,18 @@ class Tracker:
                 if r.found and r.index in by_index and by_index[r.index].found]  # fmt: skip
         each = -(-REFINE_POINTS // max(1, len(used)))
         pts, res = [], []
+        z_id = torch.as_tensor(self.z_id, dtype=torch.float32)[None]
+        anchors = self.cond_id["anchors"]
         with self.timed("identity_refine"), torch.no_grad():
             for r, obs in used:
                 s = r.state
                 p = obs.points[:: -(-len(obs.points) // each)]
-                if getattr(obs, "beside", None) is not None and len(obs.beside):
+                if obs.beside is not None and len(obs.beside):
                     p = np.concatenate([p, obs.beside[: max(1, each // 4)]])
                 x = (p - s.t) @ s.R / rigid.SCALE
                 x = torch.as_tensor(x, dtype=torch.float32)
-                cond = self.model.condition(torch.as_tensor(self.z_id)[None], s.z_exp[None])
+                z_exp = torch.as_tensor(s.z_exp, dtype=torch.float32)[None]
+                cond = {"exp": self.model.expression.condition(z_exp, z_id, anchors)}
                 x = x + self.model.deform(x, cond)
                 pts.append(x.numpy())
                 res.append(self.model.identity(x, self.cond_id).numpy())

@@ -149,17 +149,17 @@ def landmark_alignment(landmarks: dict, canonical: dict) -> np.ndarray:
     return similarity(src, np.array([canonical[n] for n in names], np.float64))
 
 
-def icp(src: np.ndarray, target: np.ndarray, init: np.ndarray, iters=40, keep=0.8):
-    """(4, 4) similarity refining ``init`` so that src (N, 3) lies on the target points:
-    each step matches nearest neighbours, keeps the closest ``keep`` share, and solves
-    Umeyama. Returns the transform and the kept pairs' median distance."""
+def icp(src: np.ndarray, target: np.ndarray, init: np.ndarray, iters=40, keep=0.8, scale=True):
+    """(4, 4) similarity (rigid without ``scale``) refining ``init`` so that src (N, 3) lies
+    on the target points: each step matches nearest neighbours, keeps the closest ``keep``
+    share, and solves Umeyama. Returns the transform and the kept pairs' median distance."""
     tree = cKDTree(target)
     m = init.copy()
     for _ in range(iters):
         moved = apply(m, src)
         dist, idx = tree.query(moved, workers=-1)
         sel = dist <= np.quantile(dist, keep)
-        step = similarity(moved[sel], target[idx[sel]])
+        step = similarity(moved[sel], target[idx[sel]], scale)
         m = step @ m
         if np.abs(step - np.eye(4)).max() < 1e-5:
             break
