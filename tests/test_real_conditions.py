@@ -191,7 +191,7 @@ def test_the_neck_under_the_jaw_is_kept_beside_the_head(ict):  # noqa: F811
 
     sim = HeadSimulator(ict, seed=1)
     R, t = head_motion(1, 30, sim.pivot, 0, "none")
-    obs = segment_head(sim.frame(0, np.zeros(52), R[0], t[0]).frame)
+    obs = segment_head(sim.frame(0, np.zeros(52), R[0], t[0]).frame, beside=True)
     below = lambda p: (((p - t[0]) @ R[0])[:, 1] < -0.09).sum()  # noqa: E731  ICT y up
     assert below(obs.points) < 20 and below(obs.beside) > 200
     assert len(obs.beside) <= 1000

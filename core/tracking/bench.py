@@ -70,7 +70,7 @@ class SparseTracker(Tracker):
 
     def observe(self, frame):
         with self.timed("preprocess"):
-            obs = segment_head(frame, seed=frame.index)
+            obs = segment_head(frame, seed=frame.index, beside=self.preset.refine_identity)
         if obs.found:
             rng = np.random.default_rng(frame.index)
             keep = np.flatnonzero(rng.random(len(obs.points)) >= self.drop)

@@ -152,8 +152,9 @@ def image_axes(pts) -> tuple[np.ndarray, np.ndarray]:
     return ext, axes[:, 0]
 
 
-def segment_head(frame, max_points=None, seed=0) -> Observation:
-    """The head's points and normals, or an Observation with ``found`` False."""
+def segment_head(frame, max_points=None, seed=0, beside=False) -> Observation:
+    """The head's points and normals, or an Observation with ``found`` False; with
+    ``beside`` also the other blobs' points inside the head's ball."""
     depth = frame.depth.astype(np.float32)
     miss = Observation(np.zeros((0, 3)), np.zeros((0, 3)), frame.index, frame.timestamp, False)
     labels, n = _blobs(depth)
@@ -190,7 +191,8 @@ def segment_head(frame, max_points=None, seed=0) -> Observation:
             continue
         vv, uu = vv[keep], uu[keep]
         obs = _with_normals(frame, depth, r, vv, uu, max_points, seed)
-        obs.beside = _beside(labels, depth, r, i + 1, pts, vv, uu, seed)
+        if beside:
+            obs.beside = _beside(labels, depth, r, i + 1, pts, vv, uu, seed)
         return obs
     miss.reason = reason
     return miss

@@ -99,7 +99,8 @@ class Tracker:
 
     def observe(self, frame):
         with self.timed("preprocess"):
-            obs = segment_head(frame, max_points=4 * self.preset.n_points, seed=frame.index)
+            obs = segment_head(frame, max_points=4 * self.preset.n_points, seed=frame.index,
+                               beside=self.preset.refine_identity)  # fmt: skip
         return self.landmarks(frame, obs)
 
     def landmarks(self, frame, obs):
