@@ -24,7 +24,7 @@ _FACE_CORNERS = np.array(
 )
 
 
-class _Grid:
+class VertexGrid:
     """SDF values on the finest vertex grid, addressed by linear vertex id."""
 
     def __init__(self, sdf_fn, lo, h, n, level, batch, device):
@@ -93,7 +93,7 @@ _UPSAMPLE = np.prod(np.where(_CORNERS[:, None, :], _SUBGRID / 2, 1 - _SUBGRID / 
 _UPSAMPLE = _UPSAMPLE.astype(np.float32)
 
 
-def _refine(grid: _Grid, cells: np.ndarray, step: int, level: float, margin: float):
+def refine_cells(grid: VertexGrid, cells: np.ndarray, step: int, level: float, margin: float):
     """Split cells (linear ids of their first corner, size 2*step) and keep the near children.
 
     A child is kept when the trilinear upsampling of its parent's corner values comes
@@ -125,7 +125,7 @@ def _refine(grid: _Grid, cells: np.ndarray, step: int, level: float, margin: flo
         new = np.unique(nb[~kept[nb]])
     if not out:
         return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return (np.concatenate(a) for a in zip(*out, strict=True))
+    return tuple(np.concatenate(a) for a in zip(*out, strict=True))
 
 
 def mesh_sdf(
@@ -166,7 +166,7 @@ def mesh_sdf(
     levels = 0
     while coarse << (levels + 1) <= resolution and resolution % (2 << levels) == 0:
         levels += 1
-    grid = _Grid(sdf_fn, lo, h, resolution + 1, level, batch, device)
+    grid = VertexGrid(sdf_fn, lo, h, resolution + 1, level, batch, device)
 
     step = 1 << levels
     axis = np.arange(0, resolution + 1, step)
@@ -180,7 +180,7 @@ def mesh_sdf(
         step //= 2
         keep = (lo_d <= margin) & (hi_d >= -margin)
         child_margin = margin / 2 if i < levels - 1 else 0.0  # finest: seeds, then follow
-        cells, lo_d, hi_d = _refine(grid, cells[keep], step, level, child_margin)
+        cells, lo_d, hi_d = refine_cells(grid, cells[keep], step, level, child_margin)
 
     cells = grid.ijk(cells[(lo_d <= 0) & (hi_d >= 0)])
     verts, faces = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)

@@ -69,11 +69,15 @@ class HeadModel(nn.Module):
             cond["exp"] = self.expression.condition(z_exp, z_id, cond["id"]["anchors"])
         return cond
 
-    def sdf(self, x, cond, shape_index=None, refinement=None):
+    def sdf(self, x, cond, shape_index=None, refinement=None, canonical=None):
         """Canonical SDF, or posed SDF when the condition holds an expression; a take's
-        ``refinement`` (``refinement.Refinement``) corrects the canonical SDF."""
+        ``refinement`` (``refinement.Refinement``) corrects the canonical SDF; ``canonical``
+        (a ``sdf_cache.CachedSDF`` of the one identity in ``cond``, its refinement
+        included) replaces both."""
         if "exp" in cond:
             x = x + self.expression(x, cond["exp"], shape_index)
+        if canonical is not None:
+            return canonical(x)
         out = self.identity(x, cond["id"], shape_index)
         return out if refinement is None else out + refinement(x)
 

@@ -92,13 +92,16 @@ def fit_frames(
     seed=0,
     cond_id=None,
     refinement=None,
+    cache=None,
 ):
     """Fit B frames jointly; returns (z_id, [State] * B, fit error per frame in mm, steps run).
 
     ``init`` holds a State per frame; ``before`` / ``after`` optional fixed neighbour States
     for the temporal terms. With ``fit_identity`` the identity code is optimised too;
     without, ``cond_id`` (``model.identity.condition`` of ``z_id``) saves recomputing it.
-    ``refinement``: the take's correction of the canonical SDF (``model.refinement``).
+    ``refinement``: the take's correction of the canonical SDF (``model.refinement``);
+    ``cache``: the fixed identity's canonical SDF, refinement included (``model.sdf_cache``),
+    served instead of the network.
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)  # the diffusion prior's t and noise
@@ -157,7 +160,7 @@ def fit_frames(
     n_run = 0
     for n_run in range(1, steps + 1):
         cond, R, t, x = forward()
-        sdf = model.sdf(x, cond, idx, refinement)
+        sdf = model.sdf(x, cond, idx, refinement, cache)
         res = sdf.abs()
         if preset.early_stop_mm and n_run > 1:
             if _weighted_median(res.detach(), wts) * SCALE * 1000 < preset.early_stop_mm:
@@ -165,7 +168,7 @@ def fit_frames(
         loss = (res.clamp(max=preset.trunc) * wts).sum() / wts.sum()
         if len(nsel) and preset.w_normal:
             xn = x[nsel]
-            f = model.sdf(xn, cond, idx[nsel], refinement)
+            f = model.sdf(xn, cond, idx[nsel], refinement, cache)
             g = torch.autograd.grad(f.sum(), xn, create_graph=True)[0]
             n_can = torch.einsum("ni,nij->nj", nrm[nsel], R[idx[nsel]])
             loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
@@ -185,7 +188,7 @@ def fit_frames(
     pts, idx = full
     with torch.no_grad():
         cond, R, t, x = forward()
-        res = model.sdf(x, cond, idx, refinement).abs() * SCALE * 1000
+        res = model.sdf(x, cond, idx, refinement, cache).abs() * SCALE * 1000
     errors = [float(r.median()) for r in torch.split(res, counts)]
     states = [
         State(
@@ -198,9 +201,10 @@ def fit_frames(
     return zi.detach()[0].cpu().numpy().copy(), states, errors, n_run
 
 
-def fit_errors(model, z_id, obs, states, n_points, seed, cond_id=None) -> list[float]:
+def fit_errors(model, z_id, obs, states, n_points, seed, cond_id=None, cache=None) -> list[float]:
     """The fit error (median |sdf|, mm) of one observation under each of several states, on
-    the points ``fit_frames`` samples with the same ``seed`` and ``n_points``; one pass."""
+    the points ``fit_frames`` samples with the same ``seed`` and ``n_points``; one pass
+    (``cache`` as in ``fit_frames``)."""
     pts, _ = _sample(obs, n_points, np.random.default_rng(seed))
     b, n = len(states), len(pts)
     with torch.no_grad():
@@ -211,7 +215,7 @@ def fit_errors(model, z_id, obs, states, n_points, seed, cond_id=None) -> list[f
         t = torch.as_tensor(np.stack([s.t for s in states]), dtype=torch.float32)
         idx = torch.arange(b).repeat_interleave(n)
         x = _canonical(torch.as_tensor(pts, dtype=torch.float32).repeat(b, 1), R, t, idx)
-        res = model.sdf(x, cond, idx).abs().view(b, n) * SCALE * 1000
+        res = model.sdf(x, cond, idx, canonical=cache).abs().view(b, n) * SCALE * 1000
     return res.median(1).values.tolist()
 
 

@@ -46,7 +46,7 @@ class Preset:
     w_smooth_rot: float = 1.0
     w_smooth_trans: float = 1.0
     refine_identity: bool = False  # fit the per-take correction of the identity's SDF
-
+    cache: bool = True  # frames query the fixed identity's cached SDF (``model.sdf_cache``)
 
     def but(self, **changes) -> "Preset":
         return replace(self, **changes)

@@ -88,6 +88,7 @@ class Tracker:
         self.last_time = 0.0
         self.last_arkit = None
         self.refinement = None  # the take's correction of the identity (``refine_identity``)
+        self.cache = None  # the fixed identity's canonical SDF (``cache_identity``)
         with self.timed("template"):
             self.template = rigid.mean_head(model, content["codebooks"]["id"].mean(0))
 
@@ -157,9 +158,8 @@ class Tracker:
         cands = [guess, pred, State(guess.z_exp, pred.R, pred.t)]
         n = self.preset.n_select or self.preset.n_points
         with self.timed("fit"):
-            errs = fit_errors(
-                self.model, self.z_id, obs, cands, n, self.seed + obs.index, self.cond_id
-            )
+            errs = fit_errors(self.model, self.z_id, obs, cands, n, self.seed + obs.index,
+                              self.cond_id, self.cache)  # fmt: skip
         return cands[int(np.argmin(errs))]
 
     def fit_identity(self, observations) -> list:
@@ -184,12 +184,23 @@ class Tracker:
             )
             with torch.no_grad():
                 self.cond_id = self.model.identity.condition(torch.as_tensor(self.z_id)[None])
+        self.cache_identity()
         if any(o.face is not None for o, _ in inits):
             with self.timed("landmarks"):
                 self.face_targets = self.face.targets(
                     self.model, self.z_id, [o.face for o, _ in inits], states
                 )
         return [o for o, _ in inits]
+
+    def cache_identity(self):
+        """Serve the fixed identity's canonical SDF, with its refinement, from a cache
+        (``model.sdf_cache``) when the preset says so; timed as ``cache``."""
+        from ..model.sdf_cache import BATCH, CachedSDF
+
+        if self.preset.cache:
+            with self.timed("cache"):
+                fn = self.model.sdf_fn(self.z_id, batch=BATCH, refinement=self.refinement)
+                self.cache = CachedSDF.build(fn)
 
     def _prediction(self) -> State:
         """The last state moved on by half its last motion (a damped constant velocity)."""
@@ -233,6 +244,7 @@ class Tracker:
                 before=before,
                 seed=self.seed + obs.index,
                 cond_id=self.cond_id,
+                cache=self.cache,
             )
         self.lost = err > LOST_MM
         self.history = [*self.history[-1:], state]
@@ -301,6 +313,7 @@ class Tracker:
                     seed=self.seed + k,
                     cond_id=self.cond_id,
                     refinement=self.refinement,
+                    cache=self.cache,
                 )
             for i, s, e in zip(sel, states, errs, strict=True):
                 results[i].state, results[i].fit_error_mm = s, e
@@ -333,6 +346,7 @@ class Tracker:
                 res.append(self.model.identity(x, self.cond_id).numpy())
             if pts:
                 self.refinement = fit_refinement(np.concatenate(pts), np.concatenate(res))
+        self.cache_identity()
         return self.refinement
 
 
