@@ -110,6 +110,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
             f"DPHM: tracked {r['frames']} frames at {r['fps']:.2f} fps"
             + (f", median fit {err:.2f} mm" if err is not None else "")
             + (f", {r['lost']} without a head" if r["lost"] else "")
+            + (f", {r['skipped']} skipped ({r['skipped_pct']:.0f} %)" if r.get("skipped") else "")
             + (f", colour landmarks on {r['face_frames']}" if r.get("face_frames") else "")
             + f" -> {r['take']}",
         )

@@ -213,6 +213,10 @@ def test_live_tracking_streams_previews_and_stop_keeps_the_take(engine, tmp_path
     [(head, faces)], _ = read_meshes(previews[-1]["path"])
     assert len(faces) > 100 and 0.3 < np.median(head[:, 2]) < 1.0  # before the camera
     assert CaptureFolder(tmp_path / "rec").length >= len(take["z_exp"])
+    # every frame read is tracked or counted as skipped (the recording plays in real time)
+    r = job.result
+    assert r["frames"] + r["skipped"] == CaptureFolder(tmp_path / "rec").length
+    assert 0.0 <= r["skipped_pct"] < 100.0
 
 
 def test_a_job_after_a_cancel_does_not_wait_for_it(capture, tmp_path):

@@ -291,7 +291,8 @@ def track(
 
 def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
     """Streaming: identity from the first keyframes, then every frame as it arrives (frames
-    that come while one is being fitted are skipped, as a camera does not wait)."""
+    that come while one is being fitted are skipped, as a camera does not wait; counted
+    in ``skipped``, with the gaps in a camera's own frame numbers)."""
     from ..capture.folder import FolderWriter
     from ..capture.opener import open_source
     from ..tracking.arkit_calibration import calibrated_take
@@ -299,19 +300,24 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
     from ..tracking.tracker import kept, take_arrays
 
     results, kept_obs, t0 = [], [], time.monotonic()
+    skipped, last = 0, None
     with open_source(input, color=tracker.face is not None) as src:
         replay = not str(input).startswith("live:")
         writer = FolderWriter(record, src.intrinsics, src.fps) if record else None
 
         def frames():
+            nonlocal skipped, last
             for f in src:
                 if ctx.stopping:
                     return
                 if writer:
                     writer.write(f)
+                skipped += 0 if last is None else max(0, f.index - last - 1)
+                last = f.index
                 if replay:  # a recording plays at its own rate, skipping what we missed
                     due = t0 + f.index / src.fps
                     if time.monotonic() > due + 1.0 / src.fps:
+                        skipped += 1
                         continue
                     time.sleep(max(0.0, due - time.monotonic()))
                 yield tracker.observe(f)
@@ -339,6 +345,8 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
         "take": str(out),
         "frames": len(results),
         "lost": int(sum(not r.found for r in results)),
+        "skipped": skipped,
+        "skipped_pct": 100.0 * skipped / max(1, skipped + len(results)),
         "seconds": seconds,
         "fps": len(results) / seconds,
         "fit_error_mm": float(np.nanmedian([r.fit_error_mm for r in results])),

@@ -23,7 +23,7 @@ VOXEL = 0.0125  # canonical units (2.5 mm): the finest level, on the refinement'
 STEPS = (8, 4, 2, 1)  # levels in finest voxels, coarsest (dense) first
 BAND = 0.005  # 1 mm: |sdf| the finest level serves, and twice per coarser level
 SLACK = 0.5  # child diagonals added to a level's band: keeps those cells complete
-BATCH = 16384  # network queries per call: the CPU's caches favour small batches
+BATCH = 16384  # queries per call of the function cached
 
 _CORNERS = np.array([(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 _D = torch.as_tensor(_CORNERS, dtype=torch.float32)

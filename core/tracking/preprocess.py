@@ -165,15 +165,15 @@ def segment_head(frame, max_points=None, seed=0, beside=False) -> Observation:
     lab = labels.ravel()
     on = np.flatnonzero(lab)
     area = np.bincount(lab[on], (depth.ravel()[on] / intr.fx) ** 2, n + 1)[1:]
-    near = np.full(n + 1, np.inf, np.float32)
-    np.minimum.at(near, lab[on], depth.ravel()[on])
-    near = near[1:]
+    big = np.flatnonzero(area >= 0.004) + 1  # m^2, well under a face seen from the front
+    boxes = ndimage.find_objects(labels)
+    near = [depth[boxes[i - 1]][labels[boxes[i - 1]] == i].min() for i in big]
     r = rays(intr)
     reason = "no blob of head size"
-    for i in np.argsort(near):
-        if area[i] < 0.004:  # m^2, well under a face seen from the front
-            continue
-        vv, uu = np.nonzero(labels == i + 1)
+    for i in big[np.argsort(near)] - 1:
+        box = boxes[i]
+        vv, uu = np.nonzero(labels[box] == i + 1)
+        vv, uu = vv + box[0].start, uu + box[1].start
         xyz = np.concatenate([r[vv, uu] * depth[vv, uu, None], depth[vv, uu, None]], 1)
         keep = _crop(xyz)
         if keep.sum() < MIN_POINTS:

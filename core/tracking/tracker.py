@@ -195,11 +195,11 @@ class Tracker:
     def cache_identity(self):
         """Serve the fixed identity's canonical SDF, with its refinement, from a cache
         (``model.sdf_cache``) when the preset says so; timed as ``cache``."""
-        from ..model.sdf_cache import BATCH, CachedSDF
+        from ..model.sdf_cache import CachedSDF
 
         if self.preset.cache:
             with self.timed("cache"):
-                fn = self.model.sdf_fn(self.z_id, batch=BATCH, refinement=self.refinement)
+                fn = self.model.sdf_fn(self.z_id, refinement=self.refinement)
                 self.cache = CachedSDF.build(fn)
 
     def _prediction(self) -> State:
