@@ -29,7 +29,7 @@ class ExpressionDeformation(nn.Module):
 
     def forward(self, x, cond, shape_index=None):
         """Offsets (M, 3) taking posed points x (M, 3) to canonical space."""
-        c = cond[0] if shape_index is None else cond[shape_index]
+        c = cond[0] if shape_index is None else cond.index_select(0, shape_index)
         h = act(self.inp(x) + c)
         for lin in self.hidden:
             h = act(lin(h))

@@ -106,11 +106,11 @@ class IdentitySDF(nn.Module):
             else shape_index
         )
         anchors = cond["anchors"]
-        d2 = ((x[:, None, :] - anchors[s]) ** 2).sum(-1)
+        d2 = ((x[:, None, :] - anchors.index_select(0, s)) ** 2).sum(-1)
         d2k, idx = d2.topk(self.k, dim=1, largest=False)
         w = torch.exp(-d2k / (2 * self.sigma**2))
         f_local = self._local(x, s, idx.reshape(-1), anchors, cond["bias1"]).view(m, self.k)
-        h = act(self.g_in(x) + cond["gz"][s])
+        h = act(self.g_in(x) + cond["gz"].index_select(0, s))
         for lin in self.g_hidden:
             h = act(lin(h))
         f_global = self.g_out(h).squeeze(-1)

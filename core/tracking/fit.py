@@ -66,11 +66,19 @@ class CodePrior:
 
 
 def _skew_exp(w):
+    """Rotations exp([w]x) (B, 3, 3) of rotation vectors w (B, 3), by Rodrigues' formula
+    (series near 0; several times cheaper than a general matrix exponential)."""
     zero = torch.zeros_like(w[:, 0])
     k = torch.stack(
         [zero, -w[:, 2], w[:, 1], w[:, 2], zero, -w[:, 0], -w[:, 1], w[:, 0], zero], 1
     ).view(-1, 3, 3)
-    return torch.linalg.matrix_exp(k)
+    th2 = (w * w).sum(1)
+    th = (th2 + 1e-12).sqrt()
+    small = th2 < 1e-4
+    a = torch.where(small, 1 - th2 / 6, th.sin() / th)
+    b = torch.where(small, 0.5 - th2 / 24, (1 - th.cos()) / th2.clamp(min=1e-4))
+    eye = torch.eye(3, dtype=w.dtype, device=w.device)
+    return eye + a[:, None, None] * k + b[:, None, None] * (k @ k)
 
 
 def _sample(obs, n, rng):
@@ -170,7 +178,7 @@ def fit_frames(
             xn = x[nsel]
             f = model.sdf(xn, cond, idx[nsel], refinement, cache)
             g = torch.autograd.grad(f.sum(), xn, create_graph=True)[0]
-            n_can = torch.einsum("ni,nij->nj", nrm[nsel], R[idx[nsel]])
+            n_can = torch.einsum("ni,nij->nj", nrm[nsel], R.index_select(0, idx[nsel]))
             loss = loss + preset.w_normal * (1 - F.cosine_similarity(g, n_can)).mean()
         if anchors is not None:
             loss = loss + preset.w_anchor * _anchor_term(model, cond, R, t, *anchors)
@@ -270,7 +278,7 @@ def _condition(model, zi, ze, cond_id):
 
 def _canonical(pts, R, t, idx):
     """Camera points to canonical units under their frame's pose (x = R^T (p - t) / s)."""
-    return torch.einsum("ni,nij->nj", pts - t[idx], R[idx]) / SCALE
+    return torch.einsum("ni,nij->nj", pts - t.index_select(0, idx), R.index_select(0, idx)) / SCALE
 
 
 def _thin(res, counts, preset, rng):

@@ -29,6 +29,7 @@ MAJOR_RANGE = (0.12, 0.40)
 RELIEF_MIN = 0.012  # metres off the blob's best plane (95th percentile): a head is round,
 # a wall is not, seen straight or at a slant
 MIN_POINTS = 300
+STATS_POINTS = 8000  # of a blob's points, those its centre and extents are measured on
 BESIDE_POINTS = 1000  # other blobs' points kept beside the head's (for the refinement)
 
 
@@ -71,36 +72,22 @@ def rays(intr) -> np.ndarray:
     return np.stack([x, y], -1).astype(np.float32)
 
 
-def bilateral(depth, radius=2, sigma_px=1.5, sigma_m=0.01):
-    """Edge-preserving smoothing of a depth map (0 = no reading stays 0)."""
-    h, w = depth.shape
+def bilateral_at(depth, ys, xs, radius=2, sigma_px=1.5, sigma_m=0.01) -> np.ndarray:
+    """Edge-preserving smoothing of a depth map (0 = no reading) at pixels (ys, xs) only:
+    each reading's weighted mean over its window, weights falling with pixel distance and
+    with depth difference."""
     pad = np.pad(depth, radius)
-    num, den = np.zeros_like(depth), np.zeros_like(depth)
+    z0 = depth[ys, xs]
+    num, den = np.zeros_like(z0), np.zeros_like(z0)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            z = pad[radius + dy : radius + dy + h, radius + dx : radius + dx + w]
-            wgt = np.exp(
-                -(dx * dx + dy * dy) / (2 * sigma_px**2) - (z - depth) ** 2 / (2 * sigma_m**2)
-            )
+            z = pad[ys + radius + dy, xs + radius + dx]
+            near = (dx * dx + dy * dy) / (2 * sigma_px**2)
+            wgt = np.exp(-near - (z - z0) ** 2 / (2 * sigma_m**2))
             wgt *= z > 0
             num += wgt * z
             den += wgt
-    return np.where(depth > 0, num / np.maximum(den, 1e-12), 0).astype(np.float32)
-
-
-def normals_from_points(xyz, valid):
-    """(H, W, 3) unit normals from an organised point map, facing the camera."""
-    dx = np.zeros_like(xyz)
-    dy = np.zeros_like(xyz)
-    dx[:, 1:-1] = xyz[:, 2:] - xyz[:, :-2]
-    dy[1:-1] = xyz[2:] - xyz[:-2]
-    n = np.cross(dx, dy)
-    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    n *= np.where(np.sum(n * xyz, -1, keepdims=True) > 0, -1.0, 1.0)
-    ok = valid.copy()
-    ok[:, [0, -1]] = ok[[0, -1]] = False
-    ok[1:-1, 1:-1] &= valid[2:, 1:-1] & valid[:-2, 1:-1] & valid[1:-1, 2:] & valid[1:-1, :-2]
-    return n.astype(np.float32), ok
+    return np.where(z0 > 0, num / np.maximum(den, 1e-12), 0).astype(np.float32)
 
 
 def _blobs(depth):
@@ -116,9 +103,26 @@ def _blobs(depth):
     return ndimage.label(valid & ~edge)
 
 
+def _few(xyz, n=STATS_POINTS):
+    """Every k-th of the points (N, 3), at most about ``n``: enough for their statistics."""
+    return xyz[:: max(1, len(xyz) // n)]
+
+
+def _quantiles(x, qs) -> np.ndarray:
+    """Order statistics of a 1-D array at fractions ``qs`` (by partition, no interpolation)."""
+    k = [min(len(x) - 1, int(q * len(x))) for q in qs]
+    return np.partition(x, k)[k]
+
+
+def _within(xyz, centre, radius) -> np.ndarray:
+    d = xyz - centre
+    return np.einsum("ij,ij->i", d, d) < radius * radius
+
+
 def head_centre(xyz) -> np.ndarray:
     """The head's centre from its points (N, 3): behind the middle of the front."""
-    z_front = np.percentile(xyz[:, 2], 2)
+    xyz = _few(xyz)
+    z_front = _quantiles(xyz[:, 2], [0.02])[0]
     front = xyz[xyz[:, 2] < z_front + FRONT_SLAB]
     centre = np.median(front, 0)
     return centre + CENTRE_DEPTH * centre / np.linalg.norm(centre)  # along the viewing ray
@@ -127,15 +131,15 @@ def head_centre(xyz) -> np.ndarray:
 def _crop(xyz):
     """Mask of head points within one blob's points (N, 3): a ball around the head's
     centre, twice (the second centre from the first ball's points)."""
-    keep = np.linalg.norm(xyz - head_centre(xyz), axis=1) < HEAD_RADIUS
+    keep = _within(xyz, head_centre(xyz), HEAD_RADIUS)
     if keep.sum() < MIN_POINTS:
         return keep
-    return np.linalg.norm(xyz - head_centre(xyz[keep]), axis=1) < HEAD_RADIUS
+    return _within(xyz, head_centre(xyz[keep]), HEAD_RADIUS)
 
 
 def relief(pts) -> float:
     """How far the points stand off their best-fitting plane (95th percentile, metres)."""
-    sub = pts[:: max(1, len(pts) // 2000)]
+    sub = _few(pts, 2000)
     centred = sub - sub.mean(0)
     normal = np.linalg.svd(centred, full_matrices=False)[2][-1]
     return float(np.percentile(np.abs(centred @ normal), 95))
@@ -144,11 +148,12 @@ def relief(pts) -> float:
 def image_axes(pts) -> tuple[np.ndarray, np.ndarray]:
     """(extents (major, minor) in metres, major axis (2,) in the image plane) of the points'
     x, y: the head's own axes, whatever its roll."""
-    xy = pts[:, :2] - pts[:, :2].mean(0)
+    xy = _few(pts)[:, :2]
+    xy = xy - xy.mean(0)
     w, v = np.linalg.eigh(np.cov(xy.T))
     axes = v[:, ::-1]  # major first
     proj = xy @ axes
-    ext = np.ptp(np.percentile(proj, [2, 98], axis=0), axis=0)
+    ext = np.array([np.ptp(_quantiles(p, [0.02, 0.98])) for p in proj.T])
     return ext, axes[:, 0]
 
 
@@ -162,9 +167,8 @@ def segment_head(frame, max_points=None, seed=0, beside=False) -> Observation:
         miss.reason = "no depth in range"
         return miss
     intr = frame.intrinsics
-    lab = labels.ravel()
-    on = np.flatnonzero(lab)
-    area = np.bincount(lab[on], (depth.ravel()[on] / intr.fx) ** 2, n + 1)[1:]
+    lab = labels[::2, ::2].ravel()  # every other pixel each way: areas to a few per cent
+    area = np.bincount(lab, 4 * (depth[::2, ::2].ravel() / intr.fx) ** 2, n + 1)[1:]
     big = np.flatnonzero(area >= 0.004) + 1  # m^2, well under a face seen from the front
     boxes = ndimage.find_objects(labels)
     near = [depth[boxes[i - 1]][labels[boxes[i - 1]] == i].min() for i in big]
@@ -211,27 +215,37 @@ def _beside(labels, depth, r, label, pts, vv, uu, seed, n=BESIDE_POINTS):
     cv, cu = cv + v0, cu + u0
     z = depth[cv, cu]
     xyz = np.concatenate([r[cv, cu] * z[:, None], z[:, None]], 1)
-    xyz = xyz[np.linalg.norm(xyz - centre, axis=1) < HEAD_RADIUS]
+    xyz = xyz[_within(xyz, centre, HEAD_RADIUS)]
     if len(xyz) > n:
         xyz = xyz[np.random.default_rng(seed).choice(len(xyz), n, replace=False)]
     return xyz.astype(np.float32)
 
 
 def _with_normals(frame, depth, r, vv, uu, max_points, seed):
+    """The observation of head pixels (vv, uu): up to ``max_points`` of those whose four
+    neighbours are head pixels too, with normals from the bilaterally smoothed depth at
+    those neighbours (smoothed there only)."""
     m = 3
     v0, v1 = max(vv.min() - m, 0), min(vv.max() + m + 1, depth.shape[0])
     u0, u1 = max(uu.min() - m, 0), min(uu.max() + m + 1, depth.shape[1])
-    mask = np.zeros((v1 - v0, u1 - u0), bool)
-    mask[vv - v0, uu - u0] = True
-    d = bilateral(np.where(mask, depth[v0:v1, u0:u1], 0))
-    xyz = np.concatenate([r[v0:v1, u0:u1] * d[..., None], d[..., None]], -1)
-    nrm, ok = normals_from_points(xyz, d > 0)
-    ok &= mask
+    d = np.zeros((v1 - v0, u1 - u0), np.float32)
+    d[vv - v0, uu - u0] = depth[vv, uu]
+    ok = np.zeros(d.shape, bool)
+    inner = d > 0
+    ok[1:-1, 1:-1] = inner[1:-1, 1:-1] & inner[2:, 1:-1] & inner[:-2, 1:-1]
+    ok[1:-1, 1:-1] &= inner[1:-1, 2:] & inner[1:-1, :-2]
     ys, xs = np.nonzero(ok)
     if max_points and len(ys) > max_points:
         pick = np.random.default_rng(seed).choice(len(ys), max_points, replace=False)
         ys, xs = ys[pick], xs[pick]
-    raw = np.concatenate(
-        [r[ys + v0, xs + u0] * depth[ys + v0, xs + u0, None], depth[ys + v0, xs + u0, None]], 1
-    )
-    return Observation(raw.astype(np.float32), nrm[ys, xs], frame.index, frame.timestamp)
+    ny, nx = ys[:, None] + _STAR[:, 0], xs[:, None] + _STAR[:, 1]  # (N, 4) neighbours
+    z = bilateral_at(d, ny.ravel(), nx.ravel()).reshape(ny.shape)
+    p = np.concatenate([r[ny + v0, nx + u0] * z[..., None], z[..., None]], -1)
+    n = np.cross(p[:, 1] - p[:, 0], p[:, 3] - p[:, 2])  # (right - left) x (down - up)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    raw = np.concatenate([r[ys + v0, xs + u0] * d[ys, xs, None], d[ys, xs, None]], 1)
+    n *= np.where(np.einsum("ij,ij->i", n, raw) > 0, -1.0, 1.0)[:, None]
+    return Observation(raw.astype(np.float32), n.astype(np.float32), frame.index, frame.timestamp)
+
+
+_STAR = np.array([(0, -1), (0, 1), (-1, 0), (1, 0)])  # left, right, up, down (dy, dx)
