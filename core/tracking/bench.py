@@ -76,7 +76,8 @@ class SparseTracker(Tracker):
 
     def observe(self, frame):
         with self.timed("preprocess"):
-            obs = segment_head(frame, seed=frame.index, beside=self.preset.refine_identity)
+            n = int(4 * self.preset.n_points / max(1.0 - self.drop, 0.01))  # as Tracker's
+            obs = segment_head(frame, n, frame.index, beside=self.preset.refine_identity)
         if obs.found:
             rng = np.random.default_rng(frame.index)
             keep = np.flatnonzero(rng.random(len(obs.points)) >= self.drop)

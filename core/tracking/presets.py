@@ -54,7 +54,10 @@ class Preset:
 
 PRESETS = {
     "preview": Preset("preview", 400, 0, 3, 60, 3, 1, 0.6, 0, 0, lr_exp=4e-2, n_select=150),
-    "balanced": Preset("balanced", 1000, 100, 5, 100, 10, 3, 0.4, 8, 3, refine_identity=True),
+    "balanced": Preset(
+        "balanced", 1000, 100, 5, 100, 10, 3, 0.4, 8, 3, n_select=200, thin_below_mm=1.0,
+        thin_keep=0.5, refine_identity=True,
+    ),
     "best": Preset(
         "best", 4000, 500, 8, 300, 40, 20, 0.0, 10, 15, thin_below_mm=1.0, thin_keep=0.25,
         refine_identity=True,
