@@ -84,3 +84,22 @@ def test_tracker_serves_frames_from_the_cache_and_agrees_with_the_network(sim_fr
     assert np.median(np.abs(errors[True] - errors[False])) < 0.05  # mm
     assert np.median(np.abs(poses[True] - poses[False])) < 3e-4  # m
     assert np.abs(poses[True] - poses[False]).max() < 2e-3
+
+
+@needs_head
+def test_frame_meshes_from_the_cache_match_the_network():
+    """The Alembic path meshes every frame on the cached identity: its surfaces lie where
+    the network's do, with the same extent."""
+    from dphm.core.geometry.meshing import largest_component, mesh_sdf
+    from dphm.core.model.head import load_head
+    from dphm.core.tracking.bake import frame_meshes
+
+    model, content = load_head()
+    books = content["codebooks"]
+    take = {"z_id": books["id"][1].numpy(), "z_exp": books["exp"][[0, 3]].numpy()}
+    for z, (v, _) in zip(take["z_exp"], frame_meshes(model, take, resolution=96), strict=True):
+        net = model.sdf_fn(take["z_id"], z)
+        off = np.abs(net(v).numpy()) / MM  # the network's distance of the cached surface, mm
+        assert np.median(off) < 0.1 and np.quantile(off, 0.99) < 0.5
+        nv, _ = largest_component(*mesh_sdf(net, resolution=96))
+        assert np.allclose(np.ptp(v, 0), np.ptp(nv, 0), atol=3 * MM)

@@ -84,10 +84,11 @@ class HeadModel(nn.Module):
     def deform(self, x, cond, shape_index=None):
         return self.expression(x, cond["exp"], shape_index)
 
-    def sdf_fn(self, z_id, z_exp=None, batch=16384, refinement=None):
+    def sdf_fn(self, z_id, z_exp=None, batch=16384, refinement=None, canonical=None):
         """A numpy/torch (N, 3) -> (N,) SDF for one head, for meshing, in batches (16k
         queries run faster a query on a CPU than 64k); ``refinement`` (a
-        ``refinement.Refinement`` of the identity) corrects the canonical SDF."""
+        ``refinement.Refinement`` of the identity) corrects the canonical SDF;
+        ``canonical`` (a ``sdf_cache.CachedSDF`` of this identity) serves it instead."""
         z_id = torch.as_tensor(z_id, dtype=torch.float32, device=self.device).view(1, -1)
         if z_exp is not None:
             z_exp = torch.as_tensor(z_exp, dtype=torch.float32, device=self.device).view(1, -1)
@@ -98,7 +99,7 @@ class HeadModel(nn.Module):
         def fn(x):
             x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
             parts = torch.split(x, batch)
-            return torch.cat([self.sdf(c, cond, refinement=refinement) for c in parts])
+            return torch.cat([self.sdf(c, cond, None, refinement, canonical) for c in parts])
 
         return fn
 

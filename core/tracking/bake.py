@@ -112,14 +112,20 @@ def bake_take(model, content, take, resolution=128, arkit_shapes=True, progress=
 
 def frame_meshes(model, take, resolution=96):
     """Per frame (vertices, faces) marching-cubes meshes of the posed surface (varying
-    topology, canonical units): the largest component of the posed SDF's zero level."""
+    topology, canonical units): the largest component of the posed SDF's zero level. The
+    take's fixed identity (refined where it is) is cached once (``model.sdf_cache``), so a
+    frame costs the deformation network and lookups. The mesher starts at a quarter of the
+    resolution (16 cells at least) instead of 32 cells: at 96, 63k queries a frame instead
+    of 147k for the same surface."""
     from ..geometry.meshing import largest_component, mesh_sdf
+    from ..model.sdf_cache import CachedSDF
     from .take import refinement
 
-    ref = refinement(take)
+    cache = CachedSDF.build(model.sdf_fn(take["z_id"], refinement=refinement(take)))
+    coarse = max(16, resolution // 4)
     for z in take["z_exp"]:
-        fn = model.sdf_fn(take["z_id"], z, refinement=ref)
-        yield largest_component(*mesh_sdf(fn, resolution=resolution))
+        fn = model.sdf_fn(take["z_id"], z, canonical=cache)
+        yield largest_component(*mesh_sdf(fn, resolution=resolution, coarse=coarse))
 
 
 def _fps(timestamps) -> float:
