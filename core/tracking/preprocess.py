@@ -171,12 +171,13 @@ def segment_head(frame, max_points=None, seed=0, beside=False) -> Observation:
     area = np.bincount(lab, 4 * (depth[::2, ::2].ravel() / intr.fx) ** 2, n + 1)[1:]
     big = np.flatnonzero(area >= 0.004) + 1  # m^2, well under a face seen from the front
     boxes = ndimage.find_objects(labels)
-    near = [depth[boxes[i - 1]][labels[boxes[i - 1]] == i].min() for i in big]
+    masks = {i: labels[boxes[i - 1]] == i for i in big}  # each blob within its box
+    near = [depth[boxes[i - 1]][masks[i]].min() for i in big]
     r = rays(intr)
     reason = "no blob of head size"
-    for i in big[np.argsort(near)] - 1:
-        box = boxes[i]
-        vv, uu = np.nonzero(labels[box] == i + 1)
+    for i in big[np.argsort(near)]:
+        box = boxes[i - 1]
+        vv, uu = np.nonzero(masks[i])
         vv, uu = vv + box[0].start, uu + box[1].start
         xyz = np.concatenate([r[vv, uu] * depth[vv, uu, None], depth[vv, uu, None]], 1)
         keep = _crop(xyz)
@@ -196,7 +197,7 @@ def segment_head(frame, max_points=None, seed=0, beside=False) -> Observation:
         vv, uu = vv[keep], uu[keep]
         obs = _with_normals(frame, depth, r, vv, uu, max_points, seed)
         if beside:
-            obs.beside = _beside(labels, depth, r, i + 1, pts, vv, uu, seed)
+            obs.beside = _beside(labels, depth, r, i, pts, vv, uu, seed)
         return obs
     miss.reason = reason
     return miss
