@@ -2,8 +2,12 @@
 
     sdf_posed(x; z_id, z_exp) = sdf_id(x + delta(x; z_exp, z_id, anchors(z_id)); z_id)
 
-Sizes (``ModelConfig``) are chosen for the CPU: a query costs K=4 local MLPs of width 64,
-a global MLP of width 64 and, in posed space, a deformation MLP of width 128.
+Two families of identity SDF, chosen by ``ModelConfig.family`` (checkpoints without the
+key are ``nphm``): ``nphm``, local MLPs on anchors (``identity.py``), and ``triplane``,
+generated feature planes and a small decoder (``triplane.py``). Sizes are chosen for the
+CPU: an ``nphm`` query costs K=4 local MLPs of width 64 and a global MLP of width 64, a
+``triplane`` query three bilinear reads and an MLP of width 64; in posed space both add a
+deformation MLP of width 128.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -11,8 +15,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from . import FAMILIES
 from .expression import ExpressionDeformation
 from .identity import IdentitySDF
+from .triplane import TriplaneSDF
 
 
 @dataclass
@@ -30,6 +36,11 @@ class ModelConfig:
     anchor_vertices: list = field(default_factory=list)  # ICT vertex ids
     mirror: list = field(default_factory=list)  # partner index or -1
     mean_anchors: list = field(default_factory=list)  # (A, 3) canonical
+    family: str = "nphm"
+    plane_channels: int = 16  # triplane: channels per plane
+    plane_res: int = 128  # triplane: plane resolution over the canonical cube
+    plane_width: int = 128  # triplane: generator width at its 8x8 seed
+    hidden_plane: int = 64  # triplane: decoder width
 
     def to_dict(self):
         return asdict(self)
@@ -40,16 +51,28 @@ class HeadModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         a = len(cfg.mirror)
-        self.identity = IdentitySDF(
-            cfg.mean_anchors,
-            cfg.mirror,
-            cfg.d_id,
-            cfg.d_local,
-            cfg.hidden_local,
-            cfg.hidden_global,
-            cfg.k,
-            cfg.sigma,
-        )
+        if cfg.family == "triplane":
+            self.identity = TriplaneSDF(
+                cfg.mean_anchors,
+                cfg.d_id,
+                cfg.plane_channels,
+                cfg.plane_res,
+                cfg.plane_width,
+                cfg.hidden_plane,
+            )
+        elif cfg.family == "nphm":
+            self.identity = IdentitySDF(
+                cfg.mean_anchors,
+                cfg.mirror,
+                cfg.d_id,
+                cfg.d_local,
+                cfg.hidden_local,
+                cfg.hidden_global,
+                cfg.k,
+                cfg.sigma,
+            )
+        else:
+            raise ValueError(f"unknown head model family {cfg.family!r} (one of {FAMILIES})")
         self.expression = ExpressionDeformation(
             a, cfg.d_id, cfg.d_exp, cfg.d_id_compressed, cfg.hidden_exp, cfg.layers_exp
         )
@@ -118,6 +141,6 @@ def load_head(path=None):
     try:
         model = HeadModel(ModelConfig(**content["config"]))
         model.load_state_dict(content["state_dict"])
-    except (TypeError, KeyError, RuntimeError) as e:
+    except (TypeError, KeyError, RuntimeError, ValueError) as e:
         raise DPHMError(f"{path}: checkpoint does not match this version's head model ({e})") from e
     return model.eval().requires_grad_(False), content

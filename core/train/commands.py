@@ -1,10 +1,12 @@
 """``dphm train model|prior|encoder|landmarks --preset tiny|default|long [--data PATH]
-[--head CKPT] [--out CKPT]``."""
+[--head CKPT] [--out CKPT] [--family nphm|triplane] [--losses full|3d|3d_reg|2d_reg]``."""
 
 from pathlib import Path
 
 from ..device import add_argument as add_device_argument
+from ..model import FAMILIES
 from ..paths import WEIGHTS_DIR
+from .presets import LOSS_SETS
 
 DEFAULT_OUT = {
     "model": WEIGHTS_DIR / "head_model.pt",
@@ -14,8 +16,17 @@ DEFAULT_OUT = {
 }
 
 
+def default_out(what: str, family: str = "nphm", losses: str = "full") -> Path:
+    """weights/head_model.pt, head_model_triplane.pt, head_model_triplane_3d.pt, ..."""
+    path = DEFAULT_OUT[what]
+    if what != "model" or (family, losses) == ("nphm", "full"):
+        return path
+    tail = "".join(f"_{p}" for p in (family, losses) if p not in ("nphm", "full"))
+    return path.with_name(f"{path.stem}{tail}{path.suffix}")
+
+
 def run(args) -> int:
-    out = Path(args.out) if args.out else DEFAULT_OUT[args.what]
+    out = Path(args.out) if args.out else default_out(args.what, args.family, args.losses)
     if args.preset == "long" and args.what != "model":
         from ..errors import DPHMError
 
@@ -23,7 +34,10 @@ def run(args) -> int:
     if args.what == "model":
         from .head import train_head
 
-        result = train_head(args.preset, out, ict_path=args.data, resume=not args.restart)
+        result = train_head(
+            args.preset, out, ict_path=args.data, resume=not args.restart,
+            family=args.family, losses=args.losses,
+        )  # fmt: skip
     elif args.what == "prior":
         from ..prior.train import train_prior
 
@@ -63,5 +77,10 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--restart", action="store_true", help="model: ignore a resumable state beside --out"
     )
+    p.add_argument("--family", choices=FAMILIES, default="nphm",
+                   help="model: local MLPs on anchors (nphm) or generated tri-planes trained "
+                   "with a 2D adversarial loss on normal maps (triplane)")  # fmt: skip
+    p.add_argument("--losses", choices=list(LOSS_SETS), default="full",
+                   help="model: identity losses (ablation: 3d, 3d_reg, 2d_reg)")  # fmt: skip
     add_device_argument(p)
     p.set_defaults(func=run)

@@ -28,6 +28,16 @@ def wrap(module):
     return module
 
 
+def average_gradients(module):
+    """All-reduce a module's gradients to their mean (for modules outside DDP)."""
+    if dist.is_initialized():
+        world = dist.get_world_size()
+        for p in module.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+
+
 def barrier():
     if dist.is_initialized():
         dist.barrier()

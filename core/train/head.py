@@ -3,7 +3,9 @@
 Phase 1 fits the identity SDF and one code per training identity on neutral heads; phase 2
 freezes them and fits the backward deformation and one code per expression (shared by
 every identity that wears it) on posed heads. Both phases run under torchrun: each rank
-draws its own shapes and points, DDP averages the gradients.
+draws its own shapes and points, DDP averages the gradients. The ``triplane`` family adds
+the 2D adversarial objective on normal maps to phase 1 (``adversarial.py``); ``losses``
+picks a loss set of the thesis' ablation (``presets.LOSS_SETS``).
 """
 
 import hashlib
@@ -25,9 +27,27 @@ from ..data.samples import expression_samples, identity_samples
 from ..data.surface import topology
 from ..model import checkpoint
 from ..model.anchors import symmetric_anchors
+from ..model.bench import ground_truth_mesh
 from ..model.head import HeadModel, ModelConfig
 from . import dist
-from .presets import EXP_LOSS, HEAD_PRESETS, ID_LOSS, N_ANCHOR_HALF, SDF_CLAMP, HeadPreset
+from .adversarial import (
+    Discriminator,
+    discriminator_loss,
+    generator_loss,
+    mesh_normal_maps,
+    random_views,
+    render_normals,
+)
+from .presets import (
+    ADV_LOSS,
+    EXP_LOSS,
+    HEAD_PRESETS,
+    ID_LOSS,
+    LOSS_SETS,
+    N_ANCHOR_HALF,
+    SDF_CLAMP,
+    HeadPreset,
+)
 
 _ICT = None
 
@@ -51,6 +71,33 @@ def _exp_job(args):
     path, j, id_w, exp_w = args
     ict = _ict(path)
     return expression_samples(ict, topology(ict), id_w, exp_w, np.random.default_rng(50_000 + j))
+
+
+def _maps_job(args):
+    path, i, id_w, views, res = args
+    ict = _ict(path)
+    v, t = ground_truth_mesh(topology(ict), ict.head(id_w))
+    return mesh_normal_maps(corpus.to_canonical(v), t, views, res).astype(np.float16)
+
+
+def build_normal_maps(preset: HeadPreset, ict_path=None, cache: Path | None = None):
+    """(identities * real_views, 3, R, R) real normal maps of the training heads."""
+    if cache is not None and cache.is_file():
+        return torch.load(cache, weights_only=True)
+    ict = load_ict(ict_path)
+    id_w = corpus.identity_weights("train", preset.n_identities, len(ict.identity_deltas))
+    gen = torch.Generator().manual_seed(preset.seed + 77)
+    views = random_views(preset.n_identities * preset.real_views, gen).numpy()
+    views = views.reshape(preset.n_identities, preset.real_views, 3, 3)
+    jobs = [(ict.source, i, id_w[i], views[i], preset.adv_res) for i in range(len(id_w))]
+    with get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+        maps = list(tqdm(pool.imap(_maps_job, jobs), total=len(jobs), desc="normal maps"))
+    maps = torch.from_numpy(np.concatenate(maps))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(maps, cache.with_suffix(".partial"))
+        os.replace(cache.with_suffix(".partial"), cache)
+    return maps
 
 
 def _stack(dicts):
@@ -103,13 +150,20 @@ def build_dataset(preset: HeadPreset, ict_path=None, cache: Path | None = None) 
 class IdentityStage(nn.Module):
     """Identity SDF + identity codebook: the phase-1 loss for a batch of identities."""
 
-    def __init__(self, model: HeadModel, n_codes: int):
+    def __init__(self, model: HeadModel, n_codes: int, losses: str = "full", preset=None):
         super().__init__()
         self.model = model
         self.codes = nn.Embedding(n_codes, model.cfg.d_id)
         nn.init.normal_(self.codes.weight, 0.0, 0.01)
+        self.keep = LOSS_SETS[losses]
+        self.preset = preset
+
+    @property
+    def adversarial(self) -> bool:
+        return "adv" in self.keep and self.model.cfg.family == "triplane"
 
     def forward(self, ids, batch):
+        """(loss, its terms, normal maps for the discriminator or None)."""
         z = self.codes(ids)
         cond = {"id": self.model.identity.condition(z)}
         b = len(ids)
@@ -157,7 +211,15 @@ class IdentityStage(nn.Module):
             "anchor": ((cond["id"]["anchors"] - batch["anchors"]) ** 2).sum(-1).mean(),
             "reg": (z**2).sum(1).mean(),
         }
-        return sum(ID_LOSS[k] * v for k, v in losses.items()), losses
+        loss = sum(ID_LOSS[k] * v for k, v in losses.items() if k in self.keep)
+        fake = None
+        if self.adversarial:
+            p, views = self.preset, batch["views"]
+            fake = render_normals(
+                lambda x, s: self.model.identity(x, cond["id"], s),
+                views, p.adv_res, p.adv_samples,
+            )  # fmt: skip
+        return loss, losses, fake
 
 
 class ExpressionStage(nn.Module):
@@ -201,6 +263,8 @@ def train_head(
     cache_dir: Path | None = None,
     resume: bool = True,
     quiet: bool = False,
+    family: str = "nphm",
+    losses: str = "full",
 ) -> dict:
     preset = HEAD_PRESETS[preset_name]
     rank, world = dist.setup()
@@ -218,10 +282,20 @@ def train_head(
         anchor_vertices=data["anchor_vertices"].tolist(),
         mirror=data["mirror"].tolist(),
         mean_anchors=data["mean_anchors"].tolist(),
+        family=family,
     )
     model = HeadModel(cfg)
-    id_stage = IdentityStage(model, preset.n_identities)
+    id_stage = IdentityStage(model, preset.n_identities, losses, preset)
     exp_stage = ExpressionStage(model, id_stage.codes.weight.detach(), preset.n_expressions)
+    disc = d_opt = None
+    if id_stage.adversarial:
+        maps_cache = cache.with_name(cache.stem.replace("head_data", "head_maps") + ".pt")
+        if rank == 0:
+            build_normal_maps(preset, ict_path, maps_cache)
+        dist.barrier()
+        data["normal_maps"] = build_normal_maps(preset, ict_path, maps_cache).float()
+        disc = Discriminator(preset.adv_res)
+        d_opt = torch.optim.Adam(disc.parameters(), lr=preset.lr_disc, betas=(0.0, 0.99))
     state_path = out.with_name(out.name + ".train")
     start = {"phase": 0, "step": 0}
     st = torch.load(state_path, weights_only=False) if resume and state_path.is_file() else {}
@@ -229,6 +303,9 @@ def train_head(
         id_stage.load_state_dict(st["id_stage"])
         exp_stage.load_state_dict(st["exp_stage"], strict=False)
         start = {"phase": st["phase"], "step": st["step"]}
+        if disc is not None and "disc" in st:
+            disc.load_state_dict(st["disc"])
+            d_opt.load_state_dict(st["d_opt"])
     gen = torch.Generator().manual_seed(preset.seed * 1000 + rank)
     t0 = time.time()
     log = {}
@@ -264,30 +341,52 @@ def train_head(
         for step in bar:
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * _lr_factor(step, steps)
-            loss, parts = _step(ddp, phase, data, preset, gen)
+            loss, parts, fake = _step(ddp, phase, data, preset, gen)
+            if fake is not None:
+                disc.requires_grad_(False)
+                parts["adv"] = generator_loss(disc, fake)
+                loss = loss + ADV_LOSS * parts["adv"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if fake is not None:
+                parts["disc"] = _disc_step(disc, d_opt, fake, data, preset, gen, step)
             if rank == 0 and step % 20 == 0:
                 bar.set_postfix({k: f"{v.item():.2e}" for k, v in parts.items()})
             if rank == 0 and (step + 1) % 250 == 0:
-                _save_state(state_path, id_stage, exp_stage, opt, phase, step + 1)
+                _save_state(state_path, id_stage, exp_stage, opt, phase, step + 1, disc, d_opt)
         if parts:  # empty when resuming at the very end of a phase
             log[["identity", "expression"][phase]] = {k: v.item() for k, v in parts.items()}
         start = {"phase": phase + 1, "step": 0}
         if rank == 0:
-            _save_state(state_path, id_stage, exp_stage, None, phase + 1, 0)
+            _save_state(state_path, id_stage, exp_stage, None, phase + 1, 0, disc, d_opt)
     result = {}
     if rank == 0:
         result = save_head(
-            out, model, id_stage, exp_stage, data, preset_name, time.time() - t0, log, world
-        )
+            out, model, id_stage, exp_stage, data, preset_name, time.time() - t0, log, world,
+            losses,
+        )  # fmt: skip
         state_path.unlink(missing_ok=True)
     dist.teardown()
     return result
 
 
-def _save_state(path, id_stage, exp_stage, opt, phase, step):
+def _disc_step(disc, d_opt, fake, data, preset, gen, step):
+    """One discriminator update on this step's fake maps and as many real ones; its
+    gradients are averaged over the ranks by hand (it lives outside DDP)."""
+    maps = data["normal_maps"]
+    real = maps[torch.randint(0, len(maps), (len(fake),), generator=gen)]
+    disc.requires_grad_(True)
+    r1 = preset.r1 * preset.r1_every if step % preset.r1_every == 0 else 0.0
+    loss = discriminator_loss(disc, fake, real, r1)
+    d_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    dist.average_gradients(disc)
+    d_opt.step()
+    return loss.detach()
+
+
+def _save_state(path, id_stage, exp_stage, opt, phase, step, disc=None, d_opt=None):
     st = {
         "id_stage": id_stage.state_dict(),
         "exp_stage": exp_stage.state_dict(),
@@ -296,6 +395,8 @@ def _save_state(path, id_stage, exp_stage, opt, phase, step):
     }
     if opt is not None:
         st["opt"] = opt.state_dict()
+    if disc is not None:
+        st["disc"], st["d_opt"] = disc.state_dict(), d_opt.state_dict()
     torch.save(st, path.with_name(path.name + ".partial"))
     os.replace(path.with_name(path.name + ".partial"), path)
 
@@ -316,16 +417,19 @@ def _step(ddp, phase, data, preset, gen):
             sdf=d["sdf"][ids[:, None], idx],
             anchors=d["anchors"][ids],
             n_grad=preset.n_grad,
+            views=random_views(min(preset.adv_views, b), gen),
         )
         return ddp(ids, batch)
     j = torch.randint(0, len(data["pairs"]), (b,), generator=gen)
     d = data["expression"]
     idx = torch.randint(0, d["posed_pts"].shape[1], (b, preset.n_corr), generator=gen)
     batch = {k: d[k][j[:, None], idx] for k in ("posed_pts", "canon_pts", "on_surface")}
-    return ddp(data["pairs"][j, 0], data["pairs"][j, 1], batch)
+    return *ddp(data["pairs"][j, 0], data["pairs"][j, 1], batch), None
 
 
-def save_head(out, model, id_stage, exp_stage, data, preset_name, seconds, log, world) -> dict:
+def save_head(
+    out, model, id_stage, exp_stage, data, preset_name, seconds, log, world, losses="full"
+) -> dict:
     content = {
         "config": model.cfg.to_dict(),
         "state_dict": model.state_dict(),
@@ -345,7 +449,12 @@ def save_head(out, model, id_stage, exp_stage, data, preset_name, seconds, log, 
             "seconds": seconds,
             "final_losses": log,
             "processes": world,
-            "loss_weights": {"identity": ID_LOSS, "expression": EXP_LOSS},
+            "loss_set": losses,
+            "loss_weights": {
+                "identity": {k: ID_LOSS[k] for k in id_stage.keep if k in ID_LOSS}
+                | ({"adv": ADV_LOSS} if id_stage.adversarial else {}),
+                "expression": EXP_LOSS,
+            },
         },
     }
     sha = checkpoint.save(out, "head_model", content)

@@ -21,6 +21,14 @@ class HeadPreset:
     lr: float = 1e-3
     lr_codes: float = 3e-3
     seed: int = 0
+    # triplane family: the 2D adversarial objective on volume-rendered normal maps
+    adv_views: int = 4  # fake maps per step (the step's first shapes, random views)
+    adv_res: int = 32  # map resolution (rays per side)
+    adv_samples: int = 12  # samples per ray in the band around the traced surface
+    real_views: int = 8  # real maps rendered per training identity
+    lr_disc: float = 2e-4
+    r1: float = 1.0  # R1 penalty weight, applied every ``r1_every`` steps (lazy R1)
+    r1_every: int = 4
 
 
 HEAD_PRESETS = {
@@ -35,6 +43,10 @@ HEAD_PRESETS = {
         n_sdf=512,
         n_grad=64,
         n_corr=512,
+        adv_views=2,
+        adv_res=16,
+        adv_samples=8,
+        real_views=4,
     ),
     "default": HeadPreset(
         n_identities=192,
@@ -54,6 +66,15 @@ HEAD_PRESETS["long"] = replace(HEAD_PRESETS["default"], id_steps=20_000, exp_ste
 # loss weights (canonical units: 1 mm = 0.005)
 ID_LOSS = {"surf": 3.0, "sdf": 1.0, "normal": 0.1, "eikonal": 0.05, "anchor": 10.0, "reg": 1e-4}
 EXP_LOSS = {"corr": 1.0, "surf": 0.2, "reg": 1e-4}
+ADV_LOSS = 0.01  # the triplane family's generator loss on normal maps
+# which identity terms each loss set keeps (the 2D-adversarial thesis' ablation): 3D losses
+# are surf, sdf and normal; regularisers eikonal and the code norm; anchors always
+LOSS_SETS = {
+    "full": ("surf", "sdf", "normal", "eikonal", "anchor", "reg", "adv"),
+    "3d": ("surf", "sdf", "normal", "anchor"),
+    "3d_reg": ("surf", "sdf", "normal", "eikonal", "anchor", "reg"),
+    "2d_reg": ("eikonal", "anchor", "reg", "adv"),
+}
 SDF_CLAMP = 0.1  # canonical units (2 cm)
 N_ANCHOR_HALF = 22  # farthest-point samples on the left half; 35 anchors in all
 

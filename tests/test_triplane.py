@@ -1,0 +1,154 @@
+"""The tri-plane family: bilinear plane reads, the 2D adversarial objective on volume-rendered
+normal maps, and training that learns heads with it (under torchrun, as the others)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from dphm.core.capture.simulate import ellipsoid
+from dphm.core.data.ict import default_path
+from dphm.core.geometry.meshing import boundary_edge_count, mesh_components, mesh_sdf
+from dphm.core.model import checkpoint
+from dphm.core.model.head import HeadModel, ModelConfig, load_head
+from dphm.core.model.triplane import PLANES, TriplaneSDF
+from dphm.core.train.adversarial import (
+    Discriminator,
+    discriminator_loss,
+    generator_loss,
+    mesh_normal_maps,
+    random_views,
+    render_normals,
+)
+from dphm.core.train.head import IdentityStage
+from dphm.core.train.presets import HEAD_PRESETS, ID_LOSS, LOSS_SETS
+
+ANCHORS = [[0.3, 0.1, 0.5], [-0.3, 0.1, 0.5], [0.0, 0.5, 0.4]]
+
+
+def ellipsoid_sdf(radii):
+    r = torch.tensor(radii)
+
+    def sdf(x, shape=None):
+        k0, k1 = (x / r).norm(dim=1), (x / r**2).norm(dim=1)
+        return k0 * (k0 - 1) / k1
+
+    return sdf
+
+
+def test_planes_are_read_bilinearly_and_twice_differentiable():
+    tri = TriplaneSDF(ANCHORS, d_id=8, channels=4, resolution=16, width=32)
+    cond = tri.condition(torch.randn(2, 8))
+    x, s = torch.rand(300, 3) * 1.8 - 0.9, torch.randint(0, 2, (300,))
+    planes = tri.generator(torch.zeros(1, 8))
+    assert planes.shape[1:] == (3, 4, 16, 16)
+    grids = cond["planes"].view(2, 3, 16, 16, 4).permute(0, 1, 4, 2, 3)
+    for k, axes in enumerate(PLANES):  # the gathers agree with grid_sample's reads
+        want = F.grid_sample(grids[:, k], x[None, :, list(axes)].expand(2, -1, -1)[:, :, None],
+                             align_corners=True)[s, :, torch.arange(300), 0]  # fmt: skip
+        torch.testing.assert_close(tri.features(x, cond["planes"], s)[:, 4 * k : 4 * k + 4], want)
+    x.requires_grad_(True)
+    (g,) = torch.autograd.grad(tri(x, cond, s).sum(), x, create_graph=True)
+    ((g.norm(dim=1) - 1) ** 2).mean().backward()  # the eikonal term reaches the planes
+    assert tri.generator.base.grad.abs().sum() > 0
+    assert tri.generator.seed.weight.grad.abs().sum() > 0
+
+
+def test_volume_rendered_normals_match_the_rasterised_mesh():
+    radii = [0.5, 0.6, 0.4]
+    v, t = ellipsoid(np.zeros(3), np.array(radii), 48, 96)
+    views = random_views(4, torch.Generator().manual_seed(0))
+    fake = render_normals(ellipsoid_sdf(radii), views).detach().numpy()
+    real = mesh_normal_maps(v, t, views.numpy())
+    inside = np.linalg.norm(real, axis=1) > 0.99
+    assert inside.mean() > 0.15  # a fifth of the map is face-on surface
+    assert np.abs(fake - real).transpose(0, 2, 3, 1)[inside].mean() < 0.05
+    covered = np.linalg.norm(fake, axis=1) > 0.5
+    assert (covered == (np.linalg.norm(real, axis=1) > 0.5)).mean() > 0.97
+    front = real[:, 2][inside]  # camera axes: the surfaces seen face the camera (+z)
+    assert (front > 0).all()
+
+
+def test_the_adversarial_loss_alone_moves_geometry_towards_the_real_maps():
+    """A sphere's radius, trained only by the generator loss against a discriminator that
+    sees normal maps of a larger sphere, grows to it (softplus losses, lazy R1)."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    r = torch.tensor(0.45, requires_grad=True)
+    disc = Discriminator(16)
+    d_opt = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    g_opt = torch.optim.Adam([r], lr=1e-2)
+    for step in range(150):
+        views = random_views(8, gen)
+        real = render_normals(lambda x, s: x.norm(dim=1) - 0.7, views, 16, 8).detach()
+        fake = render_normals(lambda x, s: x.norm(dim=1) - r, views, 16, 8)
+        disc.requires_grad_(False)
+        g_opt.zero_grad()
+        generator_loss(disc, fake).backward()
+        g_opt.step()
+        disc.requires_grad_(True)
+        d_opt.zero_grad()
+        discriminator_loss(disc, fake, real, 1.0 if step % 4 == 0 else 0.0).backward()
+        d_opt.step()
+    assert abs(r.item() - 0.7) < 0.08, r.item()
+
+
+def fake_batch(b, n=64, n_grad=16):
+    pts = torch.rand(b, n, 3) * 1.6 - 0.8
+    return {
+        "surf_pts": pts,
+        "surf_nrm": F.normalize(pts, dim=-1),
+        "sdf_pts": pts * 1.1,
+        "sdf": pts.norm(dim=-1) * 1.1 - 0.6,
+        "anchors": torch.tensor(ANCHORS).expand(b, -1, -1),
+        "n_grad": n_grad,
+        "views": random_views(2, torch.Generator().manual_seed(1)),
+    }
+
+
+@pytest.mark.parametrize("losses", list(LOSS_SETS))
+def test_loss_sets_keep_only_their_terms(losses):
+    small = {"family": "triplane", "plane_res": 16, "plane_channels": 4, "plane_width": 32}
+    cfg = ModelConfig(
+        mirror=[1, 0, -1], mean_anchors=ANCHORS, anchor_vertices=[1, 2, 3], **small
+    )
+    stage = IdentityStage(HeadModel(cfg), 3, losses, HEAD_PRESETS["tiny"])
+    loss, terms, fake = stage(torch.tensor([0, 1, 2]), fake_batch(3))
+    kept = sum(ID_LOSS[k] * v for k, v in terms.items() if k in LOSS_SETS[losses])
+    torch.testing.assert_close(loss, kept)
+    assert (fake is not None) == ("adv" in LOSS_SETS[losses])
+    if fake is not None:
+        assert fake.shape == (2, 3, 16, 16) and fake.requires_grad
+
+
+@pytest.mark.skipif(default_path() is None, reason="ICT-FaceKit is absent")
+def test_tiny_triplane_training_under_torchrun_learns_heads(tmp_path):
+    out = tmp_path / "tri.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = ["-m", "dphm", "train", "model", "--preset", "tiny", "--family", "triplane"]
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         *cmd, "--out", str(out)],
+        check=True, env=env,
+    )  # fmt: skip
+    content = checkpoint.load(out)
+    assert content["config"]["family"] == "triplane" and content["training"]["processes"] == 2
+    assert "adv" in content["training"]["final_losses"]["identity"]
+    model, content = load_head(out)
+    assert isinstance(model.identity, TriplaneSDF)
+    data = torch.load(next((tmp_path / "training").glob("head_data_tiny_*.pt")),
+                      weights_only=False)  # fmt: skip
+    books = content["codebooks"]
+    err = [model.sdf_fn(z)(data["identity"]["surf_pts"][i]).abs().mean() for i, z in
+           enumerate(books["id"])]  # fmt: skip
+    assert 200 * float(np.mean(err)) < 2.0  # mm; an untrained model is off by centimetres
+    v, f = mesh_sdf(model.sdf_fn(books["id"][0]), resolution=128)
+    assert boundary_edge_count(f) == 0
+    labels = mesh_components(f, len(v))
+    sizes = np.bincount(labels[f[:, 0]])
+    head = v[np.unique(f[labels[f[:, 0]] == sizes.argmax()])]
+    extent = (head.max(0) - head.min(0)) * 0.2
+    assert 0.2 < extent[0] < 0.3 and 0.25 < extent[1] < 0.4  # head-sized, in metres
