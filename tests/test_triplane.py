@@ -40,20 +40,28 @@ def ellipsoid_sdf(radii):
 
 
 def test_planes_are_read_bilinearly_and_twice_differentiable():
-    tri = TriplaneSDF(ANCHORS, d_id=8, channels=4, resolution=16, width=32)
+    tri = TriplaneSDF(ANCHORS, d_id=8, channels=4, resolution=32, width=32, generated=16)
     cond = tri.condition(torch.randn(2, 8))
     x, s = torch.rand(300, 3) * 1.8 - 0.9, torch.randint(0, 2, (300,))
-    planes = tri.generator(torch.zeros(1, 8))
-    assert planes.shape[1:] == (3, 4, 16, 16)
-    grids = cond["planes"].view(2, 3, 16, 16, 4).permute(0, 1, 4, 2, 3)
-    for k, axes in enumerate(PLANES):  # the gathers agree with grid_sample's reads
-        want = F.grid_sample(grids[:, k], x[None, :, list(axes)].expand(2, -1, -1)[:, :, None],
+    assert cond["planes"].shape == (2, 3 * 16 * 16, 4)
+    gen = cond["planes"].view(2, 3, 16, 16, 4).permute(0, 1, 4, 2, 3)
+    base = tri.base.view(1, 3, 32, 32, 4).permute(0, 1, 4, 2, 3).expand(2, -1, -1, -1, -1)
+
+    def read(planes, uv):  # grid_sample's bilinear read of each point's own shape
+        return F.grid_sample(planes, uv.expand(2, -1, -1)[:, :, None],
                              align_corners=True)[s, :, torch.arange(300), 0]  # fmt: skip
-        torch.testing.assert_close(tri.features(x, cond["planes"], s)[:, 4 * k : 4 * k + 4], want)
+
+    feats = tri.features(x, cond["planes"], s)
+    for k, axes in enumerate(PLANES):  # the gathers agree with grid_sample's reads
+        uv = x[None, :, list(axes)]
+        want = read(gen[:, k], uv) + read(base[:, k], uv)
+        torch.testing.assert_close(feats[:, 4 * k : 4 * k + 4], want)
+    one = {k: v[:1].expand(300, *v.shape[1:]) for k, v in cond.items()}  # the tracker's frames
+    torch.testing.assert_close(tri(x, one, torch.arange(300)), tri(x, cond, s * 0))
     x.requires_grad_(True)
     (g,) = torch.autograd.grad(tri(x, cond, s).sum(), x, create_graph=True)
     ((g.norm(dim=1) - 1) ** 2).mean().backward()  # the eikonal term reaches the planes
-    assert tri.generator.base.grad.abs().sum() > 0
+    assert tri.base.grad.abs().sum() > 0
     assert tri.generator.seed.weight.grad.abs().sum() > 0
 
 
@@ -111,7 +119,7 @@ def fake_batch(b, n=64, n_grad=16):
 
 @pytest.mark.parametrize("losses", list(LOSS_SETS))
 def test_loss_sets_keep_only_their_terms(losses):
-    small = {"family": "triplane", "plane_res": 16, "plane_channels": 4, "plane_width": 32}
+    small = {"family": "triplane", "plane_res": 16, "plane_channels": 4, "plane_generated": 16}
     cfg = ModelConfig(
         mirror=[1, 0, -1], mean_anchors=ANCHORS, anchor_vertices=[1, 2, 3], **small
     )
@@ -124,9 +132,16 @@ def test_loss_sets_keep_only_their_terms(losses):
         assert fake.shape == (2, 3, 16, 16) and fake.requires_grad
 
 
-@pytest.mark.skipif(default_path() is None, reason="ICT-FaceKit is absent")
-def test_tiny_triplane_training_under_torchrun_learns_heads(tmp_path):
-    out = tmp_path / "tri.pt"
+needs_ict = pytest.mark.skipif(default_path() is None, reason="ICT-FaceKit is absent")
+
+
+@pytest.fixture(scope="module")
+def tiny_triplane(tmp_path_factory):
+    """A tiny tri-plane head trained by two torchrun processes (DDP + the discriminator's
+    hand-averaged gradients)."""
+    if default_path() is None:
+        pytest.skip("ICT-FaceKit is absent")
+    out = tmp_path_factory.mktemp("triplane") / "tri.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = ["-m", "dphm", "train", "model", "--preset", "tiny", "--family", "triplane"]
     subprocess.run(
@@ -134,12 +149,17 @@ def test_tiny_triplane_training_under_torchrun_learns_heads(tmp_path):
          *cmd, "--out", str(out)],
         check=True, env=env,
     )  # fmt: skip
-    content = checkpoint.load(out)
+    return out
+
+
+@needs_ict
+def test_tiny_triplane_training_under_torchrun_learns_heads(tiny_triplane):
+    content = checkpoint.load(tiny_triplane)
     assert content["config"]["family"] == "triplane" and content["training"]["processes"] == 2
     assert "adv" in content["training"]["final_losses"]["identity"]
-    model, content = load_head(out)
+    model, content = load_head(tiny_triplane)
     assert isinstance(model.identity, TriplaneSDF)
-    data = torch.load(next((tmp_path / "training").glob("head_data_tiny_*.pt")),
+    data = torch.load(next((tiny_triplane.parent / "training").glob("head_data_tiny_*.pt")),
                       weights_only=False)  # fmt: skip
     books = content["codebooks"]
     err = [model.sdf_fn(z)(data["identity"]["surf_pts"][i]).abs().mean() for i, z in
@@ -152,3 +172,29 @@ def test_tiny_triplane_training_under_torchrun_learns_heads(tmp_path):
     head = v[np.unique(f[labels[f[:, 0]] == sizes.argmax()])]
     extent = (head.max(0) - head.min(0)) * 0.2
     assert 0.2 < extent[0] < 0.3 and 0.25 < extent[1] < 0.4  # head-sized, in metres
+
+
+@needs_ict
+def test_the_tracker_and_the_bake_run_on_a_triplane_head(tiny_triplane, tmp_path):
+    from dphm.core.capture import sequences
+    from dphm.core.capture.simulate import KINECT_NFOV, HeadSimulator, head_motion
+    from dphm.core.data.ict import load_ict
+    from dphm.core.tracking import export
+    from dphm.core.tracking.presets import PRESETS
+    from dphm.core.tracking.take import read_take, write_take
+    from dphm.core.tracking.tracker import Tracker, track
+
+    sim = HeadSimulator(load_ict(), identity_seed=11, seed=3)
+    R, t = head_motion(4, 30, sim.pivot, 3)
+    w = sequences.sample(sequences.load("talking"), 4, 30)
+    frames = [sim.frame(i, w[i], R[i], t[i]).frame for i in range(4)]
+    model, content = load_head(tiny_triplane)
+    tracker = Tracker(model, content, PRESETS["preview"].but(id_steps=20, keyframes=2))
+    results, arrays = track(tracker, frames)
+    assert all(r.found for r in results)
+    assert np.nanmedian(arrays["fit_error_mm"]) < 4.0  # a 250-step model, a cached identity
+    path = tmp_path / "take.npz"
+    write_take(path, intrinsics=KINECT_NFOV.to_dict(), source="sim", **arrays)
+    faces, posed = export.posed_meshes(model, read_take(path), resolution=32)
+    posed = np.stack(list(posed))
+    assert posed.shape[0] == 4 and len(faces) and np.isfinite(posed).all()

@@ -58,24 +58,35 @@ def evaluate_case(model, content, ict, topo, id_w, exp_w, seed, resolution=256, 
     return row
 
 
+def checkpoints() -> list[tuple[str, str, object]]:
+    """(method, family, path) of every head model present in the weights: the shipped
+    families, then the tri-plane ablation (``dphm train model --family triplane --losses``)."""
+    from ..paths import checkpoint_dir
+    from ..train.commands import default_out
+
+    found = [("dphm", "nphm", checkpoint_dir() / "head_model.pt")]
+    for losses in ("full", "3d", "3d_reg", "2d_reg"):
+        path = checkpoint_dir() / default_out("model", "triplane", losses).name
+        name = "triplane" if losses == "full" else f"triplane_{losses}"
+        found.append((name, "triplane", path))
+    return [c for c in found if c[2].is_file()]
+
+
 def run(args) -> list[dict]:
-    model, content = load_head()
     ict = load_ict()
     topo = topology(ict)
     n = 2 if getattr(args, "quick", False) else 6
     id_w = corpus.identity_weights("heldout", n, len(ict.identity_deltas))
     exp_w = corpus.expression_weights("heldout", ict.expression_names, n)
     rows = []
-    for i in range(n):
-        row = {"method": "dphm", "case": f"heldout{i:02d}"}
-        row.update(evaluate_case(model, content, ict, topo, id_w[i], exp_w[i], seed=i))
-        rows.append(row)
-    keys = [k for k in rows[0] if k not in ("method", "case")]
-    rows.append(
-        {
-            "method": "dphm",
-            "case": "median",
-            **{k: float(np.median([r[k] for r in rows])) for k in keys},
-        }
-    )
+    for method, family, path in checkpoints():
+        model, content = load_head(path)
+        mine = []
+        for i in range(n):
+            row = {"method": method, "family": family, "case": f"heldout{i:02d}"}
+            row.update(evaluate_case(model, content, ict, topo, id_w[i], exp_w[i], seed=i))
+            mine.append(row)
+        keys = [k for k in mine[0] if k not in ("method", "family", "case")]
+        median = {k: float(np.median([r[k] for r in mine])) for k in keys}
+        rows += [*mine, {"method": method, "family": family, "case": "median", **median}]
     return rows

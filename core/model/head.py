@@ -40,6 +40,7 @@ class ModelConfig:
     plane_channels: int = 16  # triplane: channels per plane
     plane_res: int = 128  # triplane: plane resolution over the canonical cube
     plane_width: int = 128  # triplane: generator width at its 8x8 seed
+    plane_generated: int = 64  # triplane: resolution the generator's convolutions reach
     hidden_plane: int = 64  # triplane: decoder width
 
     def to_dict(self):
@@ -59,6 +60,7 @@ class HeadModel(nn.Module):
                 cfg.plane_res,
                 cfg.plane_width,
                 cfg.hidden_plane,
+                cfg.plane_generated,
             )
         elif cfg.family == "nphm":
             self.identity = IdentitySDF(

@@ -48,7 +48,7 @@ def _pixels(res: int) -> torch.Tensor:
 
 def render_normals(
     sdf, views: torch.Tensor, res: int = 32, samples: int = 12, band: float = 0.04,
-    beta: float = 0.005, trace_steps: int = 20,
+    beta: float = 0.005, trace_steps: int = 12,
 ) -> torch.Tensor:  # fmt: skip
     """(B, 3, res, res) normal maps in camera axes of shape b seen from ``views[b]``.
 

@@ -213,7 +213,7 @@ class IdentityStage(nn.Module):
         }
         loss = sum(ID_LOSS[k] * v for k, v in losses.items() if k in self.keep)
         fake = None
-        if self.adversarial:
+        if self.adversarial and batch.get("views") is not None:
             p, views = self.preset, batch["views"]
             fake = render_normals(
                 lambda x, s: self.model.identity(x, cond["id"], s),
@@ -337,11 +337,12 @@ def train_head(
             initial=first,
             total=steps,
         )
-        parts = {}
+        parts, last_adv = {}, {}
         for step in bar:
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * _lr_factor(step, steps)
-            loss, parts, fake = _step(ddp, phase, data, preset, gen)
+            adv = id_stage.adversarial and step % preset.adv_every == 0
+            loss, parts, fake = _step(ddp, phase, data, preset, gen, adv)
             if fake is not None:
                 disc.requires_grad_(False)
                 parts["adv"] = generator_loss(disc, fake)
@@ -351,6 +352,9 @@ def train_head(
             opt.step()
             if fake is not None:
                 parts["disc"] = _disc_step(disc, d_opt, fake, data, preset, gen, step)
+                last_adv = {k: parts[k] for k in ("adv", "disc")}
+            elif disc is not None:
+                parts.update(last_adv)  # the last adversarial step's, for the log
             if rank == 0 and step % 20 == 0:
                 bar.set_postfix({k: f"{v.item():.2e}" for k, v in parts.items()})
             if rank == 0 and (step + 1) % 250 == 0:
@@ -377,7 +381,8 @@ def _disc_step(disc, d_opt, fake, data, preset, gen, step):
     maps = data["normal_maps"]
     real = maps[torch.randint(0, len(maps), (len(fake),), generator=gen)]
     disc.requires_grad_(True)
-    r1 = preset.r1 * preset.r1_every if step % preset.r1_every == 0 else 0.0
+    lazy = preset.r1_every * preset.adv_every
+    r1 = preset.r1 * preset.r1_every if step % lazy == 0 else 0.0
     loss = discriminator_loss(disc, fake, real, r1)
     d_opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -401,7 +406,7 @@ def _save_state(path, id_stage, exp_stage, opt, phase, step, disc=None, d_opt=No
     os.replace(path.with_name(path.name + ".partial"), path)
 
 
-def _step(ddp, phase, data, preset, gen):
+def _step(ddp, phase, data, preset, gen, adv=False):
     b = preset.shapes_per_step
     if phase == 0:
         ids = torch.randint(0, preset.n_identities, (b,), generator=gen)
@@ -417,7 +422,7 @@ def _step(ddp, phase, data, preset, gen):
             sdf=d["sdf"][ids[:, None], idx],
             anchors=d["anchors"][ids],
             n_grad=preset.n_grad,
-            views=random_views(min(preset.adv_views, b), gen),
+            views=random_views(min(preset.adv_views, b), gen) if adv else None,
         )
         return ddp(ids, batch)
     j = torch.randint(0, len(data["pairs"]), (b,), generator=gen)

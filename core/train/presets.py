@@ -22,13 +22,14 @@ class HeadPreset:
     lr_codes: float = 3e-3
     seed: int = 0
     # triplane family: the 2D adversarial objective on volume-rendered normal maps
-    adv_views: int = 4  # fake maps per step (the step's first shapes, random views)
+    adv_views: int = 4  # fake maps per adversarial step (its first shapes, random views)
+    adv_every: int = 2  # steps per adversarial step (generator and discriminator)
     adv_res: int = 32  # map resolution (rays per side)
     adv_samples: int = 12  # samples per ray in the band around the traced surface
     real_views: int = 8  # real maps rendered per training identity
     lr_disc: float = 2e-4
     r1: float = 1.0  # R1 penalty weight, applied every ``r1_every`` steps (lazy R1)
-    r1_every: int = 4
+    r1_every: int = 2  # in adversarial steps
 
 
 HEAD_PRESETS = {
