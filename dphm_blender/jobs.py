@@ -24,6 +24,7 @@ def engine_for(context) -> engine.Engine:
     env = {
         "DPHM_WEIGHTS": str(checkpoint_folder(prefs)),
         "DPHM_DEVICE": prefs.device if prefs else "cpu",
+        "DPHM_FAMILY": prefs.head_family if prefs else "nphm",
     }
     return engine.get_engine(engine_python(prefs), env=env)
 

@@ -7,7 +7,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy.types import AddonPreferences
 
-from ..core.paths import WEIGHTS_DIR
+from ..core.paths import HEAD_FILES, WEIGHTS_DIR
 from . import engine_check, engine_setup
 from .addon import ADDON_ID, stored_setup_result
 
@@ -41,6 +41,15 @@ class DPHM_AddonPreferences(AddonPreferences):
         description="Folder with the model and prior checkpoints (*.pt)",
         subtype="DIR_PATH",
         default=str(WEIGHTS_DIR),
+    )
+    head_family: EnumProperty(
+        name="Head model",
+        description="Which family of head model the engine tracks, bakes and samples with",
+        items=[
+            ("nphm", "Local MLPs (NPHM)", "Anchored local MLPs: head_model.pt"),
+            ("triplane", "Tri-plane", "Generated feature planes: head_model_triplane.pt"),
+        ],
+        default="nphm",
     )
     torch_build: EnumProperty(
         name="PyTorch build",
@@ -139,6 +148,11 @@ def draw_preferences(layout, prefs) -> None:
     folder = checkpoint_folder(prefs)
     if not folder.is_dir():
         box.label(text=f"Folder not found: {folder}", icon="ERROR")
+    box.prop(prefs, "head_family")
+    head = HEAD_FILES[prefs.head_family]
+    if folder.is_dir() and not (folder / head).is_file():
+        box.label(text=f"{head} is not in the checkpoint folder: train it with "
+                  f"dphm train model --family {prefs.head_family}", icon="ERROR")  # fmt: skip
 
     box = layout.box()
     row = box.row()

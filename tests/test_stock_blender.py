@@ -79,6 +79,7 @@ def test_enables_and_draws_without_anything_blender_lacks(stock):
     assert ["operator", "dphm.bake"] in r["panels"]["DPHM_PT_bake"]
     assert not [i for i in r["preferences"] if i[0].startswith("missing")]
     assert ["prop", "python_path"] in r["preferences"]
+    assert ["prop", "head_family"] in r["preferences"]
 
 
 def test_every_poll_answers_and_follows_the_scene(stock):

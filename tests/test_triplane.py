@@ -198,3 +198,19 @@ def test_the_tracker_and_the_bake_run_on_a_triplane_head(tiny_triplane, tmp_path
     faces, posed = export.posed_meshes(model, read_take(path), resolution=32)
     posed = np.stack(list(posed))
     assert posed.shape[0] == 4 and len(faces) and np.isfinite(posed).all()
+
+
+def test_the_family_setting_picks_the_default_head_and_its_companions(monkeypatch, tmp_path):
+    from dphm.core.errors import DPHMError
+    from dphm.core.paths import companion, head_checkpoint
+
+    monkeypatch.setenv("DPHM_WEIGHTS", str(tmp_path))
+    assert head_checkpoint() == tmp_path / "head_model.pt"
+    assert companion(head_checkpoint(), "prior.pt") == tmp_path / "prior.pt"
+    monkeypatch.setenv("DPHM_FAMILY", "triplane")
+    assert companion(head_checkpoint(), "encoder.pt") == tmp_path / "encoder_triplane.pt"
+    with pytest.raises(DPHMError, match=r"head_model_triplane\.pt: checkpoint not found"):
+        load_head()
+    monkeypatch.setenv("DPHM_FAMILY", "voxels")
+    with pytest.raises(DPHMError, match="DPHM_FAMILY='voxels': not a head model family"):
+        load_head()

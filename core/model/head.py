@@ -129,16 +129,14 @@ class HeadModel(nn.Module):
         return fn
 
 
-DEFAULT_NAME = "head_model.pt"
-
-
 def load_head(path=None):
-    """(HeadModel in eval mode, checkpoint content) from ``path`` or the shipped default."""
+    """(HeadModel in eval mode, checkpoint content) from ``path`` or the default head
+    (``paths.head_checkpoint``: the shipped one of ``$DPHM_FAMILY``)."""
     from ..errors import DPHMError
-    from ..paths import checkpoint_dir
+    from ..paths import head_checkpoint
     from .checkpoint import load
 
-    path = path or checkpoint_dir() / DEFAULT_NAME
+    path = path or head_checkpoint()
     content = load(path, kind="head_model")
     try:
         model = HeadModel(ModelConfig(**content["config"]))

@@ -12,6 +12,7 @@ FORMATS = ("obj", "ply", "npz")
 def sample(args) -> int:
 
     from ..model.head import load_head
+    from ..paths import companion
     from .latent import load_prior
     from .sample import sample_codes, write_grid
 
@@ -20,7 +21,7 @@ def sample(args) -> int:
     if args.steps < 1:
         raise DPHMError("--steps must be >= 1")
     model, head = load_head(args.head)
-    priors, prior = load_prior(args.prior, head["sha256"])
+    priors, prior = load_prior(args.prior or companion(head["path"], "prior.pt"), head["sha256"])
     z_id, z_exp = sample_codes(
         priors, args.identities, args.expressions, args.seed, args.sampler, args.steps
     )

@@ -20,6 +20,9 @@ fit and the cache. ``dphm_uncached`` and ``dphm_preview_uncached`` run the netwo
 every query instead of the fixed identity's cache (``model.sdf_cache``): the cached rows
 carry ``speedup_cache`` (fps ratio, same run) and ``delta_cd_mm_cache`` (face Chamfer-L1
 cached minus uncached), and ``cache_err_mm`` (the cache's mean error in its band).
+When the tri-plane family's head is in the weights (``head_model_triplane.pt``),
+``dphm_triplane`` and ``dphm_triplane_preview`` track the same takes with it (with its own
+prior and encoder where they were trained: ``paths.companion``).
 On the first case dphm and dphm_preview carry ``live_skipped_pct``: 300 frames played at
 30 fps through the engine's live tracking, the share it had to skip once the identity
 was fitted.
@@ -247,6 +250,18 @@ def run_linear(ict, sims, model, content, similarity=False):
     return meshes, np.stack(arkit), {"fps_overall": len(sims) / (time.perf_counter() - t0)}
 
 
+def triplane_head():
+    """(model, content, prior, encoder) of the tri-plane family's shipped head, or None."""
+    from ..paths import checkpoint_dir
+    from ..train.commands import default_out
+
+    path = checkpoint_dir() / default_out("model", "triplane").name
+    if not path.is_file():
+        return None
+    model, content = load_head(path)
+    return model, content, load_prior_for(content), load_encoder_for(content)
+
+
 def run(args) -> list[dict]:
     quick = getattr(args, "quick", False)
     model, content = load_head()
@@ -281,12 +296,19 @@ def run(args) -> list[dict]:
     main.append(("dphm_preview", PRESETS["preview"], prior, encoder))
     uncached = [(f"{name}_uncached", p.but(cache=False), pri, enc)
                 for name, p, pri, enc in (main[0], main[-1])]  # fmt: skip
+    triplane = triplane_head()
     for c, seq in enumerate(seqs):
         sims = make_take(ict, c, seq, frames)
         case = f"heldout{c:02d}_{seq}"
         run_all(case, sims, main + uncached)
         these = rows[-len(main) - len(uncached) :]
         cache_columns(these)
+        if triplane is not None:  # the other family, its own prior and encoder
+            t_model, t_content, t_prior, t_encoder = triplane
+            for name, preset in (("dphm_triplane", balanced), ("dphm_triplane_preview",
+                                                               PRESETS["preview"])):  # fmt: skip
+                out = run_dphm(t_model, t_content, preset, t_prior, sims, t_encoder)
+                add(name, case, *out)
         if c == 0:  # 300 frames (10 s: the identity fit takes about 5) played live
             live = make_take(ict, c, seq, 300)
             for r in these:

@@ -177,6 +177,6 @@ def load_encoder(path, head_sha256: str | None = None, required: bool = True):
 def load_encoder_for(content, required=False) -> Encoder | None:
     """The encoder beside the checkpoints (``paths.checkpoint_dir``) for this head model;
     optional by default (see ``load_encoder``)."""
-    from ..paths import checkpoint_dir
+    from ..paths import companion
 
-    return load_encoder(checkpoint_dir() / DEFAULT_NAME, content["sha256"], required)
+    return load_encoder(companion(content.get("path"), DEFAULT_NAME), content["sha256"], required)

@@ -53,13 +53,19 @@ class FrameResult:
 
 
 def load_prior_for(content, required=False):
-    """The default diffusion priors for this head model, or None when there are none."""
-    from ..paths import checkpoint_dir
+    """The diffusion priors trained for this head model (``paths.companion``: prior.pt for
+    head_model.pt, prior_triplane.pt for head_model_triplane.pt), or None when there are
+    none or they belong to another head, unless ``required``."""
+    from ..model import checkpoint
+    from ..paths import companion
     from ..prior.regularizer import PriorRegularizer
 
-    if not required and not (checkpoint_dir() / "prior.pt").is_file():
+    path = companion(content.get("path"), "prior.pt")
+    if not required and not path.is_file():
         return None
-    return PriorRegularizer.load(head_sha256=content["sha256"])
+    if not required and checkpoint.load(path, "prior").get("head_sha256") != content["sha256"]:
+        return None
+    return PriorRegularizer.load(path, head_sha256=content["sha256"])
 
 
 class Tracker:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..device import add_argument as add_device_argument
 from ..model import FAMILIES
-from ..paths import WEIGHTS_DIR
+from ..paths import WEIGHTS_DIR, companion
 from .presets import LOSS_SETS
 
 DEFAULT_OUT = {
@@ -27,6 +27,8 @@ def default_out(what: str, family: str = "nphm", losses: str = "full") -> Path:
 
 def run(args) -> int:
     out = Path(args.out) if args.out else default_out(args.what, args.family, args.losses)
+    if not args.out and args.what in ("prior", "encoder") and args.head:
+        out = companion(args.head, out.name)  # head_model_triplane.pt -> prior_triplane.pt
     if args.preset == "long" and args.what != "model":
         from ..errors import DPHMError
 
@@ -72,7 +74,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--out",
         help="checkpoint path (default: weights/head_model.pt, prior.pt, encoder.pt or "
-        "face_landmarks.pt)",
+        "face_landmarks.pt; a prior or encoder for --head head_model_X.pt: prior_X.pt ...)",
     )
     p.add_argument(
         "--restart", action="store_true", help="model: ignore a resumable state beside --out"
