@@ -18,6 +18,7 @@ COMMANDS = (
     ".capture.commands",
     ".tracking.commands",
     ".transfer.commands",
+    ".appearance.commands",
 )
 
 

@@ -361,7 +361,7 @@ def bake(
 ) -> dict:
     """A take to a bake file (fixed topology frames, ARKit shapes) and, with ``meshes``, a
     mesh list of per-frame marching-cubes surfaces (varying topology)."""
-    from ..model.head import load_head
+    from ..model.head import load_head_for
     from ..tracking.bake import bake_take, frame_meshes, write_bake
     from ..tracking.take import read_take
 
@@ -370,12 +370,7 @@ def bake(
     if _reusable(out, take, stamp, arkit_shapes) and (not meshes or _reusable(meshes, take)):
         return {"bake": str(out), "meshes": str(meshes) if meshes else None, "reused": True}
     data = read_take(take)
-    net, content = load_head(model)
-    if content["sha256"] != data["model_sha256"]:
-        raise DPHMError(
-            f"{take}: tracked with head model {data['model_sha256'][:12]}, "
-            f"not {content['sha256'][:12]}"
-        )
+    net, content = load_head_for(data, take, model)
     result = bake_take(
         net, content, data, resolution, arkit_shapes, lambda d, n: ctx.progress(d, n, "pose frames")
     )
@@ -482,18 +477,13 @@ def transfer(
     one in its own coordinates, retargeted on its own vertices). Writes a bake to ``out``."""
     from types import SimpleNamespace
 
-    from ..model.head import load_head
+    from ..model.head import load_head_for
     from ..tracking.bake import write_bake
     from ..tracking.take import read_take
     from ..transfer import commands, heads, retarget
 
     data = read_take(take)
-    net, content = load_head()
-    if content["sha256"] != data["model_sha256"]:
-        raise DPHMError(
-            f"{take}: tracked with head model {data['model_sha256'][:12]}, "
-            f"not {content['sha256'][:12]}"
-        )
+    net, content = load_head_for(data, take)
     n = len(data["z_exp"]) + (52 if arkit_shapes else 0)
     step = lambda done, _: ctx.progress(done, n, "pose frames")  # noqa: E731
     summary = {"bake": str(out), "onto": onto}

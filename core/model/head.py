@@ -144,3 +144,25 @@ def load_head(path=None):
     except (TypeError, KeyError, RuntimeError, ValueError) as e:
         raise DPHMError(f"{path}: checkpoint does not match this version's head model ({e})") from e
     return model.eval().requires_grad_(False), content
+
+
+def load_head_for(take, name, path=None):
+    """(HeadModel, content) a take was tracked with (``take["model_sha256"]``): ``path``, or
+    whichever head model in the checkpoint folder has that sha256 (the default first), so a
+    take of either family finds its own; ``name`` (the take's file) heads the error line."""
+    from ..errors import DPHMError
+    from ..paths import HEAD_FILES, checkpoint_dir, head_checkpoint
+    from .checkpoint import peek
+
+    sha = str(take["model_sha256"])
+    if path is None:
+        found = [head_checkpoint(), *(checkpoint_dir() / f for f in HEAD_FILES.values())]
+        path = next((p for p in found if p.is_file() and peek(p)["sha256"] == sha), None)
+        if path is None:
+            raise DPHMError(f"{name}: tracked with head model {sha[:12]}, which is not in "
+                            f"{checkpoint_dir()}; pass --model")  # fmt: skip
+    model, content = load_head(path)
+    if content["sha256"] != sha:
+        raise DPHMError(f"{name}: tracked with head model {sha[:12]}, not "
+                        f"{content['sha256'][:12]}; pass --model")  # fmt: skip
+    return model, content

@@ -114,7 +114,7 @@ def _track_live(tracker, source, args) -> int:
 
 
 def run_export(args) -> int:
-    from ..model.head import load_head
+    from ..model.head import load_head_for
     from . import export
     from .take import read_take
 
@@ -124,12 +124,7 @@ def run_export(args) -> int:
         n = export.write_arkit_csv(out, take)
         print(f"wrote {out}: {n} rows")
         return 0
-    model, content = load_head(args.model)
-    if content["sha256"] != take["model_sha256"]:
-        raise DPHMError(
-            f"{args.take}: tracked with head model {take['model_sha256'][:12]}, "
-            f"not {content['sha256'][:12]}; pass --model"
-        )
+    model, content = load_head_for(take, args.take, args.model)
     if args.to in ("blend", "abc"):
         return _export_blender(model, content, take, out, args)
     faces, frames = export.posed_meshes(model, take, args.resolution, args.space)

@@ -22,30 +22,40 @@ LIVE_LINK_EXTRA = (
 )  # fmt: skip
 
 
-def posed_meshes(model, take, resolution=128, space="camera"):
-    """(faces (F, 3), generator of (T) vertex arrays (V, 3)) for the take's frames."""
-    import torch
-
-    from ..geometry.inverse import invert_deformation
+def identity_mesh(model, take, resolution=128):
+    """(vertices (V, 3) canonical units, faces (F, 3)): the take's identity (refined where
+    the take holds a refinement), its largest component."""
     from ..geometry.meshing import largest_component, mesh_sdf
     from .take import refinement
 
     fn = model.sdf_fn(take["z_id"], refinement=refinement(take))
-    v, f = largest_component(*mesh_sdf(fn, resolution=resolution))
+    return largest_component(*mesh_sdf(fn, resolution=resolution))
+
+
+def pose_vertices(model, take, v, space="camera"):
+    """Generator of (T) arrays (V, 3): canonical vertices ``v`` posed by every frame's
+    expression (the deformation inverted, warm started from the previous frame), in camera
+    space or, for ``space="canonical"``, in model units."""
+    import torch
+
+    from ..geometry.inverse import invert_deformation
+
     z_id = torch.as_tensor(take["z_id"], dtype=torch.float32).view(1, -1)
+    prev = None
+    for i, z in enumerate(take["z_exp"]):
+        with torch.no_grad():
+            cond = model.condition(z_id, torch.as_tensor(z, dtype=torch.float32).view(1, -1))
+        prev, _ = invert_deformation(model, cond, v, init=prev, strict=False)
+        if space == "camera":
+            yield take["s"][i] * prev @ take["R"][i].T + take["t"][i]
+        else:
+            yield prev.copy()
 
-    def frames():
-        prev = None
-        for i, z in enumerate(take["z_exp"]):
-            with torch.no_grad():
-                cond = model.condition(z_id, torch.as_tensor(z, dtype=torch.float32).view(1, -1))
-            prev, _ = invert_deformation(model, cond, v, init=prev, strict=False)
-            if space == "camera":
-                yield take["s"][i] * prev @ take["R"][i].T + take["t"][i]
-            else:
-                yield prev.copy()
 
-    return f, frames()
+def posed_meshes(model, take, resolution=128, space="camera"):
+    """(faces (F, 3), generator of (T) vertex arrays (V, 3)) for the take's frames."""
+    v, f = identity_mesh(model, take, resolution)
+    return f, pose_vertices(model, take, v, space)
 
 
 def write_obj_sequence(folder, faces, frames) -> int:

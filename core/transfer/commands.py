@@ -112,7 +112,7 @@ def _character_bake(model, content, take, fit, args, progress):
 def run_transfer(args) -> int:
     from tqdm import tqdm
 
-    from ..model.head import load_head
+    from ..model.head import load_head_for
     from ..tracking import export
     from ..tracking.bake import to_camera, write_bake
     from ..tracking.take import read_take
@@ -122,12 +122,7 @@ def run_transfer(args) -> int:
     out = Path(args.out)
     if out.suffix and out.suffix not in (".npz", ".pc2"):
         raise DPHMError(f"--out {out}: expected .npz, .pc2 or a folder")
-    model, content = load_head(args.model)
-    if content["sha256"] != take["model_sha256"]:
-        raise DPHMError(
-            f"{args.take}: tracked with head model {take['model_sha256'][:12]}, "
-            f"not {content['sha256'][:12]}; pass --model"
-        )
+    model, content = load_head_for(take, args.take, args.model)
     model_head = args.onto.partition(":")[0] in ("identity", "codebook", "take", "fit")
     if model_head:
         z_id, refinement = _identity(args.onto, model, content, args)

@@ -1,0 +1,42 @@
+"""Colour for meshes: vertex colours from the Gaussians (what a baked head wears in Blender)
+and renders of vertex-coloured meshes (the ``texture`` and ``projected`` rows)."""
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from ..capture.frame import Intrinsics
+from ..capture.raster import rasterize
+from ..capture.shading import barycentric
+from .gaussians import GaussianHead
+
+K_NEAREST = 8
+
+
+def colours_at(head: GaussianHead, vertices, points) -> np.ndarray:
+    """(P, 3) colours in [0, 1] at ``points`` near the surface of the guiding mesh placed at
+    ``vertices`` (same units): the view-independent colours of the nearest Gaussians,
+    weighted by opacity and a Gaussian of distance (the Gaussians' own spacing)."""
+    with torch.no_grad():
+        means, _, _ = head.place(torch.as_tensor(vertices, dtype=torch.float32))
+        rgb, opacity = head.dc_colour().numpy(), head.opacity.numpy()
+    means = means.numpy()
+    tree = cKDTree(means)
+    spacing = np.median(tree.query(means, k=2)[0][:, 1])
+    d, i = tree.query(np.asarray(points, np.float64), k=min(K_NEAREST, len(means)))
+    w = opacity[i] * np.exp(-0.5 * (d / (2 * spacing)) ** 2) + 1e-12
+    return (np.einsum("pk,pkc->pc", w, rgb[i]) / w.sum(1, keepdims=True)).astype(np.float32)
+
+
+def render_vertex_colours(vertices, faces, colours, camera) -> np.ndarray:
+    """(h, w, 3) float image of a mesh (camera space, metres) with per-vertex ``colours``,
+    interpolated over its triangles; black where it is not."""
+    fx, fy, cx, cy, w, h = camera
+    intr = Intrinsics(fx, fy, cx, cy, int(w), int(h))
+    v = np.asarray(vertices, np.float64)
+    r = rasterize(v, faces, intr, cull_back=True)
+    bary, pix = barycentric(v, faces, r.tri_id, intr)
+    out = np.zeros((int(h) * int(w), 3), np.float32)
+    tri = faces[r.tri_id.ravel()[pix]]
+    out[pix] = np.einsum("nk,nkc->nc", bary, np.asarray(colours)[tri])
+    return out.reshape(int(h), int(w), 3)
