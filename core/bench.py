@@ -23,6 +23,7 @@ SUITES = {
     "blender": ".blender_bench",
     "wild": ".tracking.wild_bench",
     "ood": ".tracking.ood_bench",
+    "appearance": ".appearance.bench",
 }
 
 

@@ -54,7 +54,28 @@ def _head(bake: dict, name: str, motion: str, collection):
         rest = _transform(rest, world_matrices(bake)[0])
     obj = mesh_object(name, rest, bake["faces"], collection)
     obj.data.polygons.foreach_set("use_smooth", np.ones(len(bake["faces"]), bool))
+    if "colours" in bake:
+        paint(obj, bake["colours"])
     return obj
+
+
+def paint(obj, colours: np.ndarray) -> None:
+    """Vertex colours (V, 3) in [0, 1] as the mesh's colour attribute, and a material that
+    renders them (Cycles and EEVEE)."""
+    mesh = obj.data
+    attr = mesh.color_attributes.new("DPHM colour", "FLOAT_COLOR", "POINT")
+    c = np.asarray(colours, np.float32)
+    rgba = np.concatenate([c, np.ones((len(c), 1), np.float32)], 1)
+    attr.data.foreach_set("color", rgba.ravel())
+    mat = bpy.data.materials.new(f"{obj.name} skin")
+    if bpy.app.version < (5, 0, 0):  # node trees by default from 5.0
+        mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    node = nodes.new("ShaderNodeVertexColor")
+    node.layer_name = attr.name
+    mat.node_tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+    mesh.materials.append(mat)
 
 
 def _key_motion(obj, matrices: np.ndarray, first_frame: int, motion: str) -> None:

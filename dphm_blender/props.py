@@ -150,6 +150,15 @@ class DPHM_SceneSettings(PropertyGroup):
     )
     take: StringProperty(name="Take", subtype="FILE_PATH", default="", options=_PATH)
     take_first_frame: IntProperty(name="Take's first capture frame", default=0, min=0)
+    appearance: StringProperty(
+        name="Appearance",
+        description="The take's Gaussian appearance head (appearance.npz): bakes wear its colours",
+        subtype="FILE_PATH",
+        default="",
+        options=_PATH,
+    )
+    appearance_gaussians: IntProperty(name="Gaussians", default=20_000, min=1000, max=200_000)
+    appearance_iterations: IntProperty(name="Iterations", default=1500, min=50, max=20_000)
 
     motion: EnumProperty(name="Head motion", items=MOTIONS, default="OBJECT")
     resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)

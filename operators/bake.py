@@ -1,4 +1,5 @@
-"""Bake panel operator: a take as shape keys, ARKit keys, a PC2 mesh cache or Alembic."""
+"""Bake panel operators: a take as shape keys, ARKit keys, a PC2 mesh cache or Alembic;
+its appearance (Gaussians fitted to the colour frames) for the bakes' colours."""
 
 from bpy.props import EnumProperty
 from bpy.types import Operator
@@ -7,7 +8,7 @@ from ..core.errors import DPHMError
 from ..core.tracking.arkit_calibration import smoothed
 from ..core.tracking.bake import read_bake
 from ..dphm_blender import bake as writers
-from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, work_dir
+from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
 
 KINDS = (
     ("SHAPE_KEYS", "Shape keys", "One shape key per frame on a fixed-topology head"),
@@ -54,6 +55,7 @@ class DPHM_OT_bake(EngineOperator, Operator):
             arkit_shapes=self.kind == "ARKIT",
             meshes=str(meshes) if self.kind == "ALEMBIC" else None,
             meshes_resolution=s.alembic_resolution,
+            appearance=str(absolute(s.appearance)) if s.appearance else None,
         )
 
     def next_job(self, context, job):
@@ -99,4 +101,47 @@ class DPHM_OT_bake(EngineOperator, Operator):
         return None
 
 
-CLASSES = (DPHM_OT_bake,)
+class DPHM_OT_appearance(EngineOperator, Operator):
+    """Fit a Gaussian appearance head to the take's colour frames (every fifth held out);
+    bakes then wear its colours, and a splatting .ply lands beside the .blend"""
+
+    bl_idname = "dphm.appearance"
+    bl_label = "Appearance"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        s = getattr(context.scene, "dphm", None)
+        if s is None or not s.take:
+            cls.poll_message_set("Track a capture first (Track panel)")
+            return False
+        if not s.capture_path:
+            cls.poll_message_set("The take's capture is not known (Capture panel)")
+            return False
+        return True
+
+    def first_job(self, context):
+        s = context.scene.dphm
+        take = absolute(s.take)
+        if not take.is_file():
+            raise DPHMError(f"{take}: the take file is missing")
+        return engine_for(context).submit(
+            "appearance",
+            take=str(take),
+            capture=str(absolute(s.capture_path)),
+            out=str(work_dir(context) / f"{take.stem}.appearance"),
+            gaussians=s.appearance_gaussians,
+            iterations=s.appearance_iterations,
+        )
+
+    def next_job(self, context, job):
+        s, scores = context.scene.dphm, job.result["scores"]
+        s.appearance = relative(job.result["appearance"])
+        g, p = scores["gaussians"], scores["projected"]
+        self.report({"INFO"}, f"DPHM: appearance fitted: held-out PSNR {g['psnr']:.1f} dB "
+                    f"(projected colours {p['psnr']:.1f}), SSIM {g['ssim']:.3f}; bake to "
+                    "see it")  # fmt: skip
+        return None
+
+
+CLASSES = (DPHM_OT_bake, DPHM_OT_appearance)

@@ -104,6 +104,7 @@ class DPHM_OT_track(capture.StreamingOperator, Operator):
             return None
         self.cleanup(context)
         s.take, s.take_first_frame = relative(r["take"]), int(r.get("first_frame", 0))
+        s.appearance = ""  # the colours of another take
         err = r["fit_error_mm"]
         self.report(
             {"INFO"},

@@ -95,6 +95,17 @@ def test_bake_panel_makes_all_four_forms(story):
     assert (out / "scene_dphm" / "take_001.abc").is_file()
 
 
+def test_appearance_colours_the_bakes(story):
+    out, r = story
+    assert r["appearance_poll"] and r["appearance"] == ["FINISHED"]
+    assert r["appearance_path"] == "//scene_dphm/take_001.appearance/appearance.npz"
+    assert (out / "scene_dphm" / "take_001.appearance" / "gaussians.ply").is_file()
+    colour = np.array(r["head_colours"])
+    assert colour.shape == (3,) and 0.15 < colour.mean() < 0.85  # skin tones, not grey 0.5
+    assert colour[0] > colour[2]  # skin is redder than it is blue
+    assert "VERTEX_COLOR" in r["head_material_nodes"]
+
+
 def test_sample_reroll_interpolate(story):
     _, r = story
     assert r["sample"] == ["FINISHED"] and r["sampled"] == 4  # 2 identities x (neutral + 1)

@@ -100,6 +100,14 @@ class DPHM_PT_bake(_DPHMPanel, Panel):
             ("ALEMBIC", "Alembic", "FILE_CACHE"),
         ):
             col.operator("dphm.bake", text=label, icon=icon).kind = kind
+        box = layout.box()
+        box.label(text="Appearance (colour frames)", icon="SHADING_TEXTURE")
+        row = box.row(align=True)
+        row.prop(s, "appearance_gaussians")
+        row.prop(s, "appearance_iterations")
+        box.operator("dphm.appearance", icon="BRUSH_DATA")
+        if s.appearance:
+            box.label(text=f"Bakes wear {s.appearance}", icon="CHECKMARK")
 
 
 class DPHM_PT_sample(_DPHMPanel, Panel):

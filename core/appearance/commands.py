@@ -17,9 +17,6 @@ import torch
 
 from ..errors import DPHMError
 
-FORMAT = "dphm-appearance/1"
-STATE = ("offset", "log_scale", "quat", "opacity_logit", "sh")
-
 
 def evaluate(head, f, views, projected):
     """{row: {"psnr", "ssim"}} means over ``views`` (held-out frames) for the Gaussians, the
@@ -43,19 +40,6 @@ def evaluate(head, f, views, projected):
     return mean, renders, texture
 
 
-def save_appearance(path, head, v, f, take, texture, scores) -> Path:
-    """The fitted head as one ``.npz`` (written atomically)."""
-    from ..npz import save_npz
-
-    data = {k: getattr(head, k).detach().numpy() for k in STATE}
-    data.update(format=np.array(FORMAT), vertices=v.astype(np.float32), faces=f.astype(np.int32),
-                tri=head.tri.numpy().astype(np.int32), bary=head.bary.numpy(),
-                vertex_colours=texture.astype(np.float32),
-                model_sha256=np.array(str(take["model_sha256"])),
-                scores=np.array(json.dumps(scores)))  # fmt: skip
-    return save_npz(path, data)
-
-
 def _png(path, images):
     from PIL import Image
 
@@ -65,41 +49,20 @@ def _png(path, images):
     os.replace(tmp, path)
 
 
-def run(args) -> int:
-    from tqdm import tqdm
-
-    from ..capture.opener import open_source
+def write_outputs(out: Path, head, v, f, views, take, per_frame=False, fit_s=None) -> dict:
+    """Everything of the module table into ``out``; the held-out scores (and ``fit_s``)."""
     from ..data import corpus
-    from ..model.head import load_head_for
-    from ..tracking.take import read_take
-    from .fit import fit, prepare, projected_colours, split
-    from .gaussians import export_ply
+    from .fit import projected_colours, split
+    from .gaussians import export_ply, save_appearance
 
-    if args.gaussians < 100 or args.iterations < 1:
-        raise DPHMError("--gaussians must be >= 100 and --iterations >= 1")
-    take = read_take(args.take)
-    model, _ = load_head_for(take, args.take, args.model)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open_source(args.capture, color=True) as source:
-        v, f, views = prepare(model, take, source, args.capture, args.resolution, args.max_side)
     train, held = split(views)
-    print(f"{len(views)} colour frames ({len(train)} to fit, {len(held)} held out), "
-          f"{len(f)} triangles; {time.perf_counter() - t0:.1f} s")  # fmt: skip
-    bar = tqdm(total=args.iterations, desc="appearance", unit="it")
-
-    def progress(done, total, eta):
-        bar.update(done - bar.n)
-        bar.set_postfix(eta=f"{eta:.0f}s")
-
-    head = fit(v, f, views, args.gaussians, args.iterations, progress=progress)
-    bar.close()
     projected, _ = projected_colours(f, train)
     scores, renders, texture = evaluate(head, f, held or views[-1:], projected)
-    scores["fit_s"] = time.perf_counter() - t0
+    if fit_s is not None:
+        scores["fit_s"] = fit_s
     export_ply(head, corpus.from_canonical(v), out / "gaussians.ply")
-    if args.per_frame:
+    if per_frame:
         (out / "frames").mkdir(exist_ok=True)
         for w in views:
             T = np.linalg.inv(w.depth_to_color)
@@ -112,6 +75,39 @@ def run(args) -> int:
     tmp = out / "scores.json.partial"
     tmp.write_text(json.dumps(scores, indent=1))
     os.replace(tmp, out / "scores.json")
+    return scores
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from ..capture.opener import open_source
+    from ..model.head import load_head_for
+    from ..tracking.take import read_take
+    from .fit import fit, prepare, split
+
+    if args.gaussians < 100 or args.iterations < 1:
+        raise DPHMError("--gaussians must be >= 100 and --iterations >= 1")
+    take = read_take(args.take)
+    model, _ = load_head_for(take, args.take, args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open_source(args.capture, color=True) as source:
+        v, f, views = prepare(model, take, source, args.capture, args.resolution, args.max_side)
+    _, held = split(views)
+    print(f"{len(views)} colour frames ({len(views) - len(held)} to fit, {len(held)} held out), "
+          f"{len(f)} triangles; {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    bar = tqdm(total=args.iterations, desc="appearance", unit="it")
+
+    def progress(done, total, eta):
+        bar.update(done - bar.n)
+        bar.set_postfix(eta=f"{eta:.0f}s")
+
+    head = fit(v, f, views, args.gaussians, args.iterations, progress=progress)
+    bar.close()
+    scores = write_outputs(out, head, v, f, views, take, args.per_frame,
+                           time.perf_counter() - t0)  # fmt: skip
     for row in ("gaussians", "texture", "projected"):
         s = scores[row]
         print(f"{row:10s} held-out PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}")

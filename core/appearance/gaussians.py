@@ -9,12 +9,19 @@ pose. Per Gaussian: an offset in the triangle frame (metres), log scales, a rota
 harmonics (DC, then y, z, x bands; 3DGS's convention) for colour.
 """
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .splat import SH_C0
+
+FORMAT = "dphm-appearance/1"
+STATE = ("offset", "log_scale", "quat", "opacity_logit", "sh")
 
 
 def quaternion_matrix(q):
@@ -89,9 +96,6 @@ def write_splat_ply(path, means, rotations, log_scales, opacity_logit, sh) -> No
     """A standard 3D Gaussian splatting .ply (binary little endian; x y z, nx ny nz, f_dc_*,
     f_rest_* (degree 1: three per channel, channel-major), opacity (logit), scale_* (log),
     rot_* (w x y z)), written atomically; the form splat viewers and Blender add-ons open."""
-    import os
-    from pathlib import Path
-
     means, sh = np.asarray(means, np.float32), np.asarray(sh, np.float32)
     n = len(means)
     rest = sh[:, 1:].transpose(0, 2, 1).reshape(n, 9)  # (N, 3 channels x 3 coefficients)
@@ -132,3 +136,36 @@ def export_ply(head: GaussianHead, vertices, path) -> None:
         sh = torch.stack([head.sh[:, 0], -v[:, 1], v[:, 2], -v[:, 0]], 1)
     write_splat_ply(path, means, matrix_quaternion(rot.numpy()), head.log_scale.detach(),
                     head.opacity_logit.detach(), sh)  # fmt: skip
+
+
+def save_appearance(path, head, v, f, take, texture, scores) -> Path:
+    """The fitted head as one ``.npz`` (written atomically)."""
+    from ..npz import save_npz
+
+    data = {k: getattr(head, k).detach().numpy() for k in STATE}
+    data.update(format=np.array(FORMAT), vertices=v.astype(np.float32), faces=f.astype(np.int32),
+                tri=head.tri.numpy().astype(np.int32), bary=head.bary.numpy(),
+                vertex_colours=texture.astype(np.float32),
+                model_sha256=np.array(str(take["model_sha256"])),
+                z_id=np.asarray(take["z_id"], np.float32),
+                scores=np.array(json.dumps(scores)))  # fmt: skip
+    return save_npz(path, data)
+
+
+def load_appearance(path):
+    """(GaussianHead, the file's arrays: guiding mesh ``vertices`` (V, 3) canonical units and
+    ``faces``, the take's ``z_id`` ...) of a ``dphm appearance`` result (``appearance.npz``);
+    one clear error for anything else."""
+    from ..errors import DPHMError
+    from ..npz import load_npz
+    data = load_npz(path, "appearance")
+    if str(data.get("format", "")) != FORMAT:
+        raise DPHMError(f"{path}: not an appearance of format {FORMAT}")
+    try:
+        head = GaussianHead(data["faces"], data["tri"], data["bary"],
+                            np.full((len(data["tri"]), 3), 0.5), 1.0)  # fmt: skip
+        head.load_state_dict({k: torch.from_numpy(np.asarray(data[k], np.float32)) for k in STATE},
+                             strict=False)  # fmt: skip
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise DPHMError(f"{path}: damaged appearance ({e})") from e
+    return head.eval().requires_grad_(False), data

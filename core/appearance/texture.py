@@ -40,3 +40,17 @@ def render_vertex_colours(vertices, faces, colours, camera) -> np.ndarray:
     tri = faces[r.tri_id.ravel()[pix]]
     out[pix] = np.einsum("nk,nkc->nc", bary, np.asarray(colours)[tri])
     return out.reshape(int(h), int(w), 3)
+
+
+def colours_for(path, points, z_id) -> np.ndarray:
+    """(P, 3) colours for points (canonical units) on or near the appearance's head: what a
+    bake of the take with identity ``z_id`` wears (an appearance of another is an error)."""
+    from ..data.corpus import CANONICAL_SCALE
+    from ..errors import DPHMError
+    from .gaussians import load_appearance
+
+    head, data = load_appearance(path)
+    if not np.allclose(data["z_id"], np.asarray(z_id).reshape(-1), atol=1e-6):
+        raise DPHMError(f"{path}: the appearance of another take (fit it again for this one)")
+    v = data["vertices"] * CANONICAL_SCALE
+    return colours_at(head, v, np.asarray(points) * CANONICAL_SCALE)

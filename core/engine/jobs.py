@@ -356,17 +356,18 @@ def _track_live(ctx, tracker, input, out, preview, record, calibration) -> dict:
     }
 
 
-def bake(
-    ctx, take, out, resolution=128, arkit_shapes=True, meshes=None, meshes_resolution=96, model=None
-) -> dict:
+def bake(ctx, take, out, resolution=128, arkit_shapes=True, meshes=None, meshes_resolution=96,
+         model=None, appearance=None) -> dict:  # fmt: skip
     """A take to a bake file (fixed topology frames, ARKit shapes) and, with ``meshes``, a
-    mesh list of per-frame marching-cubes surfaces (varying topology)."""
+    mesh list of per-frame marching-cubes surfaces (varying topology); with ``appearance``
+    (a ``dphm appearance`` result of the take) the bake's vertices carry its colours."""
     from ..model.head import load_head_for
     from ..tracking.bake import bake_take, frame_meshes, write_bake
     from ..tracking.take import read_take
 
     out, meshes = Path(out), meshes and Path(meshes)
-    stamp = {"resolution": resolution, "meshes_resolution": meshes_resolution}
+    colour = appearance and [str(appearance), Path(appearance).stat().st_mtime]
+    stamp = {"resolution": resolution, "meshes_resolution": meshes_resolution, "colour": colour}
     if _reusable(out, take, stamp, arkit_shapes) and (not meshes or _reusable(meshes, take)):
         return {"bake": str(out), "meshes": str(meshes) if meshes else None, "reused": True}
     data = read_take(take)
@@ -374,6 +375,11 @@ def bake(
     result = bake_take(
         net, content, data, resolution, arkit_shapes, lambda d, n: ctx.progress(d, n, "pose frames")
     )
+    if appearance:
+        from ..appearance.texture import colours_for
+
+        ctx.progress(0, 1, "colours")
+        result["colours"] = colours_for(appearance, result["rest"], data["z_id"])
     write_bake(out, {**result, "settings": np.array(json.dumps(stamp))})
     summary = {
         "bake": str(out),
@@ -389,6 +395,31 @@ def bake(
         write_meshes(meshes, series)
         summary["meshes"] = str(meshes)
     return summary
+
+
+def appearance(ctx, take, capture, out, gaussians=20_000, iterations=1500, resolution=128):
+    """A take's Gaussian appearance head fitted to its capture's colour (``dphm appearance``),
+    written to the folder ``out``; stops cleanly between iterations."""
+    from ..appearance.commands import write_outputs
+    from ..appearance.fit import fit, prepare
+    from ..capture.opener import open_source
+    from ..model.head import load_head_for
+    from ..tracking.take import read_take
+
+    data = read_take(take)
+    net, _ = load_head_for(data, take)
+    ctx.progress(0, 1, "pose the head")
+    with open_source(capture, color=True) as source:
+        v, f, views = prepare(net, data, source, capture, resolution)
+
+    def step(done, total, eta):
+        ctx.check()
+        ctx.progress(done, total, "fit Gaussians")
+
+    t0 = time.perf_counter()
+    head = fit(v, f, views, gaussians, iterations, progress=step)
+    scores = write_outputs(Path(out), head, v, f, views, data, fit_s=time.perf_counter() - t0)
+    return {"appearance": str(Path(out) / "appearance.npz"), "scores": scores}
 
 
 def _reusable(path: Path, take, stamp=None, arkit_shapes=False) -> bool:
@@ -556,6 +587,7 @@ JOBS = {
     "simulate": simulate,
     "track": track,
     "bake": bake,
+    "appearance": appearance,
     "sample": sample,
     "decode": decode,
     "transfer": transfer,

@@ -83,6 +83,12 @@ result["esc_take_unchanged"] = s.take == take_before
 result["esc_no_new_take"] = not (out / "scene_dphm" / "take_002.npz").exists()
 s.quality = "preview"
 
+# Appearance: Gaussians fitted to the simulated colour frames; the bakes then wear them
+s.appearance_gaussians, s.appearance_iterations = 1000, 30
+result["appearance_poll"] = bpy.ops.dphm.appearance.poll()
+result["appearance"] = list(bpy.ops.dphm.appearance())
+result["appearance_path"] = s.appearance
+
 for kind in ("SHAPE_KEYS", "ARKIT", "MESH_CACHE", "ALEMBIC"):
     s.resolution, s.alembic_resolution = 64, 48
     t = time.monotonic()
@@ -91,6 +97,11 @@ for kind in ("SHAPE_KEYS", "ARKIT", "MESH_CACHE", "ALEMBIC"):
 result["objects"] = sorted(o.name for o in bpy.data.objects)
 head = bpy.data.objects["DPHM take_001"]
 result["frame_keys"] = len(head.data.shape_keys.key_blocks) - 1
+colour = head.data.color_attributes.get("DPHM colour")
+result["head_colours"] = (np.array([c.color[:3] for c in colour.data]).mean(0).tolist()
+                          if colour else None)  # fmt: skip
+result["head_material_nodes"] = sorted(n.type for m in head.data.materials
+                                       for n in m.node_tree.nodes)  # fmt: skip
 arkit = bpy.data.objects["DPHM take_001 ARKit"]
 result["arkit_keys"] = [k.name for k in arkit.data.shape_keys.key_blocks[1:]]
 cache = bpy.data.objects["DPHM take_001 cache"]
