@@ -30,7 +30,7 @@ def random_gaussians(n=300, seed=0):
     return means, covs, torch.rand(n, 3, generator=g), torch.rand(n, generator=g) * 0.9
 
 
-def test_tiled_rasteriser_matches_front_to_back_compositing_of_every_gaussian():
+def test_rasteriser_matches_front_to_back_compositing_of_every_gaussian():
     means, covs, cols, op = random_gaussians()
     cam = (100.0, 100.0, 35.0, 25.0)
     img, alpha = rasterize(means, covs, cols, op, *cam, 70, 50)
