@@ -443,11 +443,12 @@ def sample(ctx, out, identities=4, expressions=0, seed=0, steps=50, resolution=1
     """Heads from the priors: each identity neutral then with each expression, as a mesh
     list in metres (ICT frame) with their codes."""
     from ..model.head import load_head
+    from ..paths import companion
     from ..prior.latent import load_prior
     from ..prior.sample import sample_codes
 
     net, content = load_head()
-    priors, _ = load_prior(None, content["sha256"])
+    priors, _ = load_prior(companion(content["path"], "prior.pt"), content["sha256"])
     z_id, z_exp = (
         z.cpu().numpy() for z in sample_codes(priors, identities, expressions, seed, "ddim", steps)
     )

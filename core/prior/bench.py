@@ -1,7 +1,9 @@
 """``dphm bench --suite prior``: decoded samples against held-out heads, and sample latents.
 
 Methods: ``dphm`` (the diffusion priors, DDIM 50 steps) and ``gaussian`` (a Gaussian with
-the codebook's mean and covariance: the baseline). Cases:
+the codebook's mean and covariance: the baseline), for each head model family whose prior
+is shipped (column ``family``; the tri-plane family's rows are ``dphm_triplane`` and
+``gaussian_triplane``: ``prior_triplane.pt`` of ``head_model_triplane.pt``). Cases:
 
 - ``identity``: sampled identity codes, decoded neutral, against the neutral meshes of the
   held-out ICT identities.
@@ -39,6 +41,7 @@ from ..geometry.meshing import boundary_edge_count, mesh_components
 from ..geometry.metrics import compare_meshes
 from ..model.bench import ground_truth_mesh
 from ..model.head import load_head
+from ..paths import companion
 from .latent import load_prior
 from .sample import decode
 
@@ -114,44 +117,61 @@ def _case(method, case, meshes, n_ref, refs, mask, samples, train):
     return row
 
 
+def heads():
+    """(family, model, head content, priors) of each shipped family whose prior exists."""
+    from ..paths import HEAD_FILES, checkpoint_dir
+
+    found = []
+    for family, name in HEAD_FILES.items():
+        path = checkpoint_dir() / name
+        if path.is_file() and companion(path, "prior.pt").is_file():
+            model, head = load_head(path)
+            priors, _ = load_prior(companion(path, "prior.pt"), head["sha256"])
+            found.append((family, model, head, priors))
+    return found
+
+
 def run(args) -> list[dict]:
     quick = getattr(args, "quick", False)
     n_ref, n_broken = (4, 8) if quick else (16, N_BROKEN)
-    model, head = load_head()
-    priors, _ = load_prior(head_sha256=head["sha256"])
-    books = head["codebooks"]
     ict = load_ict()
     topo = topology(ict)
     id_w = corpus.identity_weights("heldout", n_ref, len(ict.identity_deltas))
     exp_w = corpus.expression_weights("heldout", ict.expression_names, n_ref)
-    train_id_w = books["id_weights"][0].numpy()
     id_refs = [ground_truth_mesh(topo, ict.head(w)) for w in id_w]
-    exp_refs = [ground_truth_mesh(topo, ict.head(train_id_w, w)) for w in exp_w]
     mask = np.zeros(len(id_refs[0][0]), bool)
     mask[: ict.n_vertices] = ict.face_vertex_mask
-
-    def dphm(space, n, seed):
-        return priors[space].sample(n, "ddim", 50, torch.Generator().manual_seed(seed))
-
-    gauss = {s: GaussianCodes(books[s]) for s in ("id", "exp")}
-
-    def gaussian(space, n, seed):
-        return gauss[space].sample(n, torch.Generator().manual_seed(seed))
-
     rows = []
-    for method, draw in (("dphm", dphm), ("gaussian", gaussian)):
-        z_id = draw("id", len(books["id"]), 1)
-        meshes = [decode(model, z, None, RESOLUTION) for z in z_id[:n_broken]]
-        rows.append(_case(method, "identity", meshes, n_ref, id_refs, mask, z_id, books["id"]))
-        z_exp = draw("exp", len(books["exp"]), 2)
-        meshes = [decode(model, books["id"][0], z, RESOLUTION) for z in z_exp[:n_broken]]
-        rows.append(_case(method, "expression", meshes, n_ref, exp_refs, mask, z_exp, books["exp"]))
-        t0 = time.perf_counter()
-        zi, ze = draw("id", 4, 3), draw("exp", 4, 4)
-        meshes = [decode(model, a, b, RESOLUTION) for a in zi for b in ze]
-        seconds = time.perf_counter() - t0
-        broken = 100.0 * np.mean([is_broken(f) for _, f in meshes])
-        rows.append(
-            {"method": method, "case": "grid16", "broken_pct": broken, "sample_s_16": seconds}
-        )
+    for family, model, head, priors in heads():
+        books = head["codebooks"]
+        train_id_w = books["id_weights"][0].numpy()
+        exp_refs = [ground_truth_mesh(topo, ict.head(train_id_w, w)) for w in exp_w]
+
+        def dphm(space, n, seed, priors=priors):
+            return priors[space].sample(n, "ddim", 50, torch.Generator().manual_seed(seed))
+
+        gauss = {s: GaussianCodes(books[s]) for s in ("id", "exp")}
+
+        def gaussian(space, n, seed, gauss=gauss):
+            return gauss[space].sample(n, torch.Generator().manual_seed(seed))
+
+        tail = "" if family == "nphm" else f"_{family}"
+        for method, draw in ((f"dphm{tail}", dphm), (f"gaussian{tail}", gaussian)):
+            z_id = draw("id", len(books["id"]), 1)
+            meshes = [decode(model, z, None, RESOLUTION) for z in z_id[:n_broken]]
+            rows.append(_case(method, "identity", meshes, n_ref, id_refs, mask, z_id, books["id"]))
+            z_exp = draw("exp", len(books["exp"]), 2)
+            meshes = [decode(model, books["id"][0], z, RESOLUTION) for z in z_exp[:n_broken]]
+            rows.append(
+                _case(method, "expression", meshes, n_ref, exp_refs, mask, z_exp, books["exp"])
+            )
+            t0 = time.perf_counter()
+            zi, ze = draw("id", 4, 3), draw("exp", 4, 4)
+            meshes = [decode(model, a, b, RESOLUTION) for a in zi for b in ze]
+            seconds = time.perf_counter() - t0
+            broken = 100.0 * np.mean([is_broken(f) for _, f in meshes])
+            rows.append({"method": method, "case": "grid16", "broken_pct": broken,
+                         "sample_s_16": seconds})  # fmt: skip
+        for r in rows:
+            r.setdefault("family", family)
     return rows
