@@ -192,6 +192,7 @@ def test_build_leaves_out_tests_caches_and_training_weights(tmp_path):
         "dphm.egg-info/PKG-INFO": False,
         "weights/training/step_000100.pt": False,
         "weights/head_model.pt.partial": False,
+        "weights/head_model_triplane.pt.train": False,  # a resumable training state
         "weights/head_model.pt": True,  # the shipped checkpoint is part of the extension
         "weights/README.md": True,
     }
