@@ -12,6 +12,7 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from ..core.appearance import GAUSSIANS, ITERATIONS
 from ..core.capture.profiles import DEFAULT as DEFAULT_PROFILE
 from ..core.capture.profiles import PROFILES
 from ..core.capture.sequences import NAMES
@@ -157,8 +158,8 @@ class DPHM_SceneSettings(PropertyGroup):
         default="",
         options=_PATH,
     )
-    appearance_gaussians: IntProperty(name="Gaussians", default=20_000, min=1000, max=200_000)
-    appearance_iterations: IntProperty(name="Iterations", default=1500, min=50, max=20_000)
+    appearance_gaussians: IntProperty(name="Gaussians", default=GAUSSIANS, min=1000, max=200_000)
+    appearance_iterations: IntProperty(name="Iterations", default=ITERATIONS, min=50, max=20_000)
 
     motion: EnumProperty(name="Head motion", items=MOTIONS, default="OBJECT")
     resolution: IntProperty(name="Mesh resolution", default=128, min=32, max=512)

@@ -13,15 +13,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import DPHMError
+from . import GAUSSIANS, ITERATIONS
 
 
 def evaluate(head, f, views, projected):
     """{row: {"psnr", "ssim"}} means over ``views`` (held-out frames) for the Gaussians, the
     vertex colours they give the mesh (``texture``) and the ``projected`` baseline, and the
     three renders of each view."""
+    import torch
+
     from .fit import image_scores, render_view
     from .texture import colours_at, render_vertex_colours
 
@@ -122,8 +124,8 @@ def add_parser(sub) -> None:
                    help="the depth source the take was tracked from, with colour")  # fmt: skip
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", help="head checkpoint (default: the one the take was tracked with)")
-    p.add_argument("--gaussians", type=int, default=20_000)
-    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--gaussians", type=int, default=GAUSSIANS)
+    p.add_argument("--iterations", type=int, default=ITERATIONS)
     p.add_argument("--resolution", type=int, default=128, help="meshing grid of the head")
     p.add_argument("--max-side", type=int, default=160,
                    help="the head's crop is downsampled to this many pixels at most")  # fmt: skip

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..capture.frame import Intrinsics
 from ..capture.raster import rasterize as raster_mesh
 from ..errors import DPHMError
+from . import GAUSSIANS, ITERATIONS
 from .gaussians import GaussianHead, sample_on_mesh
 from .splat import rasterize, sh_colour
 
@@ -188,7 +189,7 @@ def loss_of(head, w: View):
     return (1 - SSIM_WEIGHT) * l1 + SSIM_WEIGHT * dssim + 0.1 * outside + 0.1 * offset
 
 
-def fit(v, f, views, n_gaussians=20_000, iterations=1500, seed=0, progress=None):
+def fit(v, f, views, n_gaussians=GAUSSIANS, iterations=ITERATIONS, seed=0, progress=None):
     """The Gaussian head fitted to the fitting views; ``progress(done, total, eta_s)``."""
     train, _ = split(views)
     if not train:

@@ -397,9 +397,10 @@ def bake(ctx, take, out, resolution=128, arkit_shapes=True, meshes=None, meshes_
     return summary
 
 
-def appearance(ctx, take, capture, out, gaussians=20_000, iterations=1500, resolution=128):
+def appearance(ctx, take, capture, out, gaussians=None, iterations=None, resolution=128):
     """A take's Gaussian appearance head fitted to its capture's colour (``dphm appearance``),
     written to the folder ``out``; stops cleanly between iterations."""
+    from ..appearance import GAUSSIANS, ITERATIONS
     from ..appearance.commands import write_outputs
     from ..appearance.fit import fit, prepare
     from ..capture.opener import open_source
@@ -417,7 +418,7 @@ def appearance(ctx, take, capture, out, gaussians=20_000, iterations=1500, resol
         ctx.progress(done, total, "fit Gaussians")
 
     t0 = time.perf_counter()
-    head = fit(v, f, views, gaussians, iterations, progress=step)
+    head = fit(v, f, views, gaussians or GAUSSIANS, iterations or ITERATIONS, progress=step)
     scores = write_outputs(Path(out), head, v, f, views, data, fit_s=time.perf_counter() - t0)
     return {"appearance": str(Path(out) / "appearance.npz"), "scores": scores}
 

@@ -289,7 +289,8 @@ def train_head(
     exp_stage = ExpressionStage(model, id_stage.codes.weight.detach(), preset.n_expressions)
     disc = d_opt = None
     if id_stage.adversarial:
-        maps_cache = cache.with_name(cache.stem.replace("head_data", "head_maps") + ".pt")
+        maps = f"{preset.adv_res}px_{preset.real_views}views"
+        maps_cache = cache.with_name(cache.stem.replace("head_data", "head_maps") + f"_{maps}.pt")
         if rank == 0:
             build_normal_maps(preset, ict_path, maps_cache)
         dist.barrier()
