@@ -82,26 +82,27 @@ def test_volume_rendered_normals_match_the_rasterised_mesh():
 
 def test_the_adversarial_loss_alone_moves_geometry_towards_the_real_maps():
     """A sphere's radius, trained only by the generator loss against a discriminator that
-    sees normal maps of a larger sphere, grows to it (softplus losses, lazy R1)."""
+    sees normal maps of a larger sphere, grows to it (softplus losses, R1)."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     r = torch.tensor(0.45, requires_grad=True)
     disc = Discriminator(16)
-    d_opt = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.0, 0.99))
-    g_opt = torch.optim.Adam([r], lr=1e-2)
-    for step in range(150):
+    d_opt = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.5, 0.99))
+    g_opt = torch.optim.Adam([r], lr=5e-3, betas=(0.5, 0.99))
+    for _ in range(120):
         views = random_views(8, gen)
         real = render_normals(lambda x, s: x.norm(dim=1) - 0.7, views, 16, 8).detach()
         fake = render_normals(lambda x, s: x.norm(dim=1) - r, views, 16, 8)
+        disc.requires_grad_(True)
+        for _ in range(2):
+            d_opt.zero_grad()
+            discriminator_loss(disc, fake, real, 1.0).backward()
+            d_opt.step()
         disc.requires_grad_(False)
         g_opt.zero_grad()
         generator_loss(disc, fake).backward()
         g_opt.step()
-        disc.requires_grad_(True)
-        d_opt.zero_grad()
-        discriminator_loss(disc, fake, real, 1.0 if step % 4 == 0 else 0.0).backward()
-        d_opt.step()
-    assert abs(r.item() - 0.7) < 0.08, r.item()
+    assert abs(r.item() - 0.7) < 0.02, r.item()
 
 
 def fake_batch(b, n=64, n_grad=16):
@@ -171,7 +172,7 @@ def test_tiny_triplane_training_under_torchrun_learns_heads(tiny_triplane):
     sizes = np.bincount(labels[f[:, 0]])
     head = v[np.unique(f[labels[f[:, 0]] == sizes.argmax()])]
     extent = (head.max(0) - head.min(0)) * 0.2
-    assert 0.2 < extent[0] < 0.3 and 0.25 < extent[1] < 0.4  # head-sized, in metres
+    assert 0.2 < extent[0] < 0.35 and 0.25 < extent[1] < 0.4  # head-sized, in metres
 
 
 @needs_ict

@@ -2,6 +2,7 @@
 
 CLASS_NAMES = (
     "DPHM_AddonPreferences",
+    "DPHM_OT_appearance",
     "DPHM_OT_bake",
     "DPHM_OT_cancel_engine_setup",
     "DPHM_OT_capture_preview",
