@@ -51,6 +51,24 @@ def absolute(path: str) -> Path:
     return Path(bpy.path.abspath(path)) if path else Path()
 
 
+def scene_take(cls, context):
+    """For an operator's poll: the scene's DPHM settings when it has a take, else None with
+    the reason set as the poll message."""
+    s = getattr(context.scene, "dphm", None)
+    if s is None or not s.take:
+        cls.poll_message_set("Track a capture first (Track panel)")
+        return None
+    return s
+
+
+def take_file(s) -> Path:
+    """The scene's take file; one clear error when it has gone."""
+    take = absolute(s.take)
+    if not take.is_file():
+        raise DPHMError(f"{take}: the take file is missing")
+    return take
+
+
 def _status(context, text) -> None:
     workspace = getattr(context, "workspace", None)
     if workspace is not None:

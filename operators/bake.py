@@ -4,11 +4,18 @@ its appearance (Gaussians fitted to the colour frames) for the bakes' colours.""
 from bpy.props import EnumProperty
 from bpy.types import Operator
 
-from ..core.errors import DPHMError
 from ..core.tracking.arkit_calibration import smoothed
 from ..core.tracking.bake import read_bake
 from ..dphm_blender import bake as writers
-from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, relative, work_dir
+from ..dphm_blender.jobs import (
+    EngineOperator,
+    absolute,
+    engine_for,
+    relative,
+    scene_take,
+    take_file,
+    work_dir,
+)
 
 KINDS = (
     ("SHAPE_KEYS", "Shape keys", "One shape key per frame on a fixed-topology head"),
@@ -29,11 +36,7 @@ class DPHM_OT_bake(EngineOperator, Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "dphm", None)
-        if s is None or not s.take:
-            cls.poll_message_set("Track a capture first (Track panel)")
-            return False
-        return True
+        return scene_take(cls, context) is not None
 
     @classmethod
     def description(cls, context, props):
@@ -41,9 +44,7 @@ class DPHM_OT_bake(EngineOperator, Operator):
 
     def first_job(self, context):
         s = context.scene.dphm
-        take = absolute(s.take)
-        if not take.is_file():
-            raise DPHMError(f"{take}: the take file is missing")
+        take = take_file(s)
         folder = work_dir(context)
         self._take = take
         meshes = folder / f"{take.stem}.meshes_r{s.alembic_resolution}.npz"
@@ -111,9 +112,8 @@ class DPHM_OT_appearance(EngineOperator, Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "dphm", None)
-        if s is None or not s.take:
-            cls.poll_message_set("Track a capture first (Track panel)")
+        s = scene_take(cls, context)
+        if s is None:
             return False
         if not s.capture_path:
             cls.poll_message_set("The take's capture is not known (Capture panel)")
@@ -122,9 +122,7 @@ class DPHM_OT_appearance(EngineOperator, Operator):
 
     def first_job(self, context):
         s = context.scene.dphm
-        take = absolute(s.take)
-        if not take.is_file():
-            raise DPHMError(f"{take}: the take file is missing")
+        take = take_file(s)
         return engine_for(context).submit(
             "appearance",
             take=str(take),

@@ -11,7 +11,7 @@ from ..core.tracking.export import read_arkit_csv
 from ..core.tracking.take import read_take
 from ..dphm_blender import bake as writers
 from ..dphm_blender import transfer
-from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, work_dir
+from ..dphm_blender.jobs import EngineOperator, absolute, engine_for, scene_take, work_dir
 
 
 def _take(context):
@@ -37,9 +37,8 @@ class DPHM_OT_transfer(EngineOperator, Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "dphm", None)
-        if s is None or not s.take:
-            cls.poll_message_set("Track a capture first (Track panel)")
+        s = scene_take(cls, context)
+        if s is None:
             return False
         if s.transfer_target == "CHARACTER" and _character(context) is None:
             cls.poll_message_set("Make the character's mesh the active object")
