@@ -21,9 +21,11 @@ import torch.nn.functional as F
 
 from ..capture.frame import Intrinsics
 from ..capture.raster import rasterize as raster_mesh
+from ..data.surface import sample_triangles
 from ..errors import DPHMError
+from ..geometry.sampling import triangle_areas
 from . import GAUSSIANS, ITERATIONS
-from .gaussians import GaussianHead, sample_on_mesh
+from .gaussians import GaussianHead
 from .splat import rasterize, sh_colour
 
 HOLDOUT = 5  # frames i with i % HOLDOUT == HOLDOUT - 1 are held out
@@ -112,6 +114,12 @@ def prepare(model, take, source, name, resolution=128, max_side=160):
     return v, f, views
 
 
+def camera_intrinsics(camera) -> Intrinsics:
+    """A view's ``camera`` tuple as the rasteriser's pinhole."""
+    fx, fy, cx, cy, w, h = camera
+    return Intrinsics(fx, fy, cx, cy, int(w), int(h))
+
+
 def split(views):
     """(fitting views, held-out views): every ``HOLDOUT``-th frame of the take held out."""
     held = [w for w in views if w.index % HOLDOUT == HOLDOUT - 1]
@@ -125,7 +133,7 @@ def projected_colours(faces, views):
     total, count = np.zeros((n, 3)), np.zeros(n)
     for w in views:
         fx, fy, cx, cy, width, height = w.camera
-        intr = Intrinsics(fx, fy, cx, cy, width, height)
+        intr = camera_intrinsics(w.camera)
         v = w.vertices.numpy().astype(np.float64)
         ras = raster_mesh(v, faces, intr, cull_back=True)
         u = np.round(fx * v[:, 0] / v[:, 2] + cx - 0.5).astype(int)
@@ -197,11 +205,9 @@ def fit(v, f, views, n_gaussians=GAUSSIANS, iterations=ITERATIONS, seed=0, progr
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     verts0 = train[0].vertices.numpy()
-    tri, bary = sample_on_mesh(verts0, f, n_gaussians, rng)
+    tri, bary, _ = sample_triangles(verts0, f, n_gaussians, rng)
     colours, _ = projected_colours(f, train)
     start = np.einsum("nk,nkd->nd", bary, colours[f[tri]])
-    from ..geometry.sampling import triangle_areas
-
     spacing = float(np.sqrt(triangle_areas(verts0, f).sum() / n_gaussians))
     head = GaussianHead(f, tri, bary, start, spacing)
     opt = torch.optim.Adam([{"params": [p], "lr": LR[n]} for n, p in head.named_parameters()])

@@ -42,17 +42,6 @@ def triangle_frames(vertices, faces):
     return torch.stack([e1, torch.linalg.cross(n, e1), n], 2)
 
 
-def sample_on_mesh(vertices: np.ndarray, faces: np.ndarray, n: int, rng):
-    """(triangle ids (n,), barycentrics (n, 3)) uniform over the mesh's area."""
-    from ..geometry.sampling import triangle_areas
-
-    area = triangle_areas(vertices, faces)
-    tri = rng.choice(len(faces), n, p=area / area.sum())
-    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-    bary = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], 1)
-    return tri, bary.astype(np.float32)
-
-
 class GaussianHead(nn.Module):
     def __init__(self, faces, tri, bary, colours, spacing: float):
         """``faces`` (F, 3) of the guiding mesh; ``tri`` (N,), ``bary`` (N, 3) where the

@@ -5,7 +5,6 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from ..capture.frame import Intrinsics
 from ..capture.raster import rasterize
 from ..capture.shading import barycentric
 from .gaussians import GaussianHead
@@ -31,8 +30,10 @@ def colours_at(head: GaussianHead, vertices, points) -> np.ndarray:
 def render_vertex_colours(vertices, faces, colours, camera) -> np.ndarray:
     """(h, w, 3) float image of a mesh (camera space, metres) with per-vertex ``colours``,
     interpolated over its triangles; black where it is not."""
-    fx, fy, cx, cy, w, h = camera
-    intr = Intrinsics(fx, fy, cx, cy, int(w), int(h))
+    from .fit import camera_intrinsics
+
+    intr = camera_intrinsics(camera)
+    w, h = intr.width, intr.height
     v = np.asarray(vertices, np.float64)
     r = rasterize(v, faces, intr, cull_back=True)
     bary, pix = barycentric(v, faces, r.tri_id, intr)
